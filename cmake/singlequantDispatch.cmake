@@ -1,0 +1,56 @@
+# singlequant_add_dispatch_kernels(<target> [ARCHS avx512bw avx2 sse4_2 sse2])
+#
+# Opt-in runtime dispatch: compiles every singlequant kernel once per listed architecture, each in
+# its own translation unit with that architecture's flags (always optimised, so no unoptimised
+# out-of-line copy of a shared helper exists to be merged across architectures), adds them to
+# <target>, and defines SINGLEQUANT_RUNTIME_DISPATCH so that singlequant's entry points pick, at run
+# time, the best listed architecture the CPU and OS support. Compile the rest of <target> without
+# -march flags. x86-64 only; sse2 is the baseline and always added.
+set(_SINGLEQUANT_DISPATCH_DIR "${CMAKE_CURRENT_LIST_DIR}")
+
+function(singlequant_add_dispatch_kernels target)
+  cmake_parse_arguments(PARSE_ARGV 1 SQ "" "" "ARCHS")
+  if(NOT SQ_ARCHS)
+    set(SQ_ARCHS avx512bw avx2 sse4_2 sse2)
+  endif()
+  if(NOT "sse2" IN_LIST SQ_ARCHS)
+    list(APPEND SQ_ARCHS sse2)
+  endif()
+  if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
+    message(FATAL_ERROR "singlequant_add_dispatch_kernels: runtime dispatch is x86-64 only "
+                        "(processor ${CMAKE_SYSTEM_PROCESSOR}); use the static default_arch mode")
+  endif()
+  set(out_dir "${CMAKE_CURRENT_BINARY_DIR}/singlequant_dispatch/${target}")
+  foreach(arch IN LISTS SQ_ARCHS)
+    if(arch STREQUAL "avx512bw")
+      set(SQ_ARCH_TAG "xsimd::avx512bw")
+      set(flags -mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx2 -mfma)
+      set(define SINGLEQUANT_DISPATCH_AVX512BW=1)
+    elseif(arch STREQUAL "avx2")
+      set(SQ_ARCH_TAG "xsimd::fma3<xsimd::avx2>")
+      set(flags -mavx2 -mfma)
+      set(define SINGLEQUANT_DISPATCH_AVX2=1)
+    elseif(arch STREQUAL "sse4_2")
+      set(SQ_ARCH_TAG "xsimd::sse4_2")
+      set(flags -msse4.2)
+      set(define SINGLEQUANT_DISPATCH_SSE4_2=1)
+    elseif(arch STREQUAL "sse2")
+      set(SQ_ARCH_TAG "xsimd::sse2")
+      set(flags -msse2)
+      set(define SINGLEQUANT_DISPATCH_SSE2=1)
+    else()
+      message(FATAL_ERROR "singlequant_add_dispatch_kernels(${target}): unknown architecture '${arch}' "
+                          "(known: avx512bw avx2 sse4_2 sse2)")
+    endif()
+    set(SQ_ARCH_NAME "${arch}")
+    set(source "${out_dir}/singlequant_kernels_${arch}.cpp")
+    configure_file("${_SINGLEQUANT_DISPATCH_DIR}/singlequant_dispatch_arch.cpp.in" "${source}" @ONLY)
+    set_source_files_properties("${source}" PROPERTIES COMPILE_OPTIONS "${flags};-O2")
+    target_sources(${target} PRIVATE "${source}")
+    target_compile_definitions(${target} PRIVATE ${define})
+  endforeach()
+  target_compile_definitions(${target} PRIVATE SINGLEQUANT_RUNTIME_DISPATCH=1)
+  if(TARGET singlequant::singlequant)
+    target_link_libraries(${target} PRIVATE singlequant::singlequant)
+  endif()
+endfunction()

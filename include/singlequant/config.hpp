@@ -1,0 +1,153 @@
+// singlequant/config.hpp - version, namespace, configuration macros and the error path.
+//
+// Every public function checks its arguments and reports a violation through detail::fail(), which
+// throws singlequant::error when exceptions are enabled and otherwise prints the message and aborts
+// (or calls a user handler installed with SINGLEQUANT_ERROR_HANDLER).
+#ifndef SINGLEQUANT_CONFIG_HPP
+#define SINGLEQUANT_CONFIG_HPP
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#define SINGLEQUANT_VERSION_MAJOR 0
+#define SINGLEQUANT_VERSION_MINOR 1
+#define SINGLEQUANT_VERSION_PATCH 0
+// Encoded as MAJOR * 10000 + MINOR * 100 + PATCH for easy comparison in #if.
+#define SINGLEQUANT_VERSION \
+  (SINGLEQUANT_VERSION_MAJOR * 10000 + SINGLEQUANT_VERSION_MINOR * 100 + SINGLEQUANT_VERSION_PATCH)
+
+// The inline versioned namespace lets two major versions live in one binary without ODR clashes.
+#define SINGLEQUANT_BEGIN_NAMESPACE \
+  namespace singlequant {           \
+  inline namespace v0 {
+#define SINGLEQUANT_END_NAMESPACE \
+  }                               \
+  }
+
+// Exceptions: auto-detected, overridable by defining SINGLEQUANT_USE_EXCEPTIONS to 0 or 1.
+#ifdef SINGLEQUANT_USE_EXCEPTIONS
+// Use the provided definition.
+#elif defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+#  define SINGLEQUANT_USE_EXCEPTIONS 1
+#else
+#  define SINGLEQUANT_USE_EXCEPTIONS 0
+#endif
+
+#if SINGLEQUANT_USE_EXCEPTIONS
+#  include <stdexcept>
+#endif
+
+// SINGLEQUANT_ASSERT(cond, msg): internal invariant check (not argument validation, which is always
+// on). Compiled out under NDEBUG; define it before including any singlequant header to replace it.
+#ifndef SINGLEQUANT_ASSERT
+#  ifdef NDEBUG
+#    define SINGLEQUANT_ASSERT(cond, msg) static_cast<void>(sizeof(static_cast<bool>(cond)))
+#  else
+#    define SINGLEQUANT_ASSERT(cond, msg)                                                      \
+      ((cond) ? static_cast<void>(0)                                                           \
+              : ::singlequant::detail::assertion_failed(#cond, msg, __FILE__, __LINE__))
+#  endif
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define SINGLEQUANT_INLINE inline __attribute__((always_inline))
+#  define SINGLEQUANT_RESTRICT __restrict__
+#else
+#  define SINGLEQUANT_INLINE inline
+#  define SINGLEQUANT_RESTRICT
+#endif
+
+SINGLEQUANT_BEGIN_NAMESPACE
+
+/// Library version as a string, e.g. "0.1.0".
+inline constexpr std::string_view version_string = "0.1.0";
+
+#if SINGLEQUANT_USE_EXCEPTIONS
+/// The one exception type singlequant throws: an argument or shape violation of a public function.
+/// what() reads "singlequant::<function>: <what is wrong, with the sizes>".
+class error : public std::invalid_argument {
+ public:
+  error(std::string_view function, const std::string& message)
+      : std::invalid_argument(std::string("singlequant::") + std::string(function) + ": " + message),
+        function_(function) {}
+  /// The public function that detected the violation (without the namespace).
+  [[nodiscard]] std::string_view function() const noexcept { return function_; }
+
+ private:
+  std::string_view function_;  // always a string literal
+};
+#endif
+
+namespace detail {
+
+template <class T>
+void append_piece(std::string& out, const T& value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    out += value ? "true" : "false";
+  } else if constexpr (std::is_integral_v<T>) {
+    out += std::to_string(value);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.9g", static_cast<double>(value));
+    out += buffer;
+  } else {
+    out += std::string_view(value);
+  }
+}
+
+/// Concatenates strings and numbers into one message: message("n = ", n, " is odd").
+template <class... Pieces>
+std::string message(const Pieces&... pieces) {
+  std::string out;
+  (append_piece(out, pieces), ...);
+  return out;
+}
+
+/// Reports an argument violation of public function `function` (never returns).
+[[noreturn]] inline void fail(std::string_view function, const std::string& what) {
+#if defined(SINGLEQUANT_ERROR_HANDLER)
+  // User hook: void handler(std::string_view function, const std::string& message); must not return.
+  SINGLEQUANT_ERROR_HANDLER(function, what);
+  std::abort();
+#elif SINGLEQUANT_USE_EXCEPTIONS
+  throw error(function, what);
+#else
+  std::fprintf(stderr, "singlequant::%.*s: %s\n", static_cast<int>(function.size()), function.data(),
+               what.c_str());
+  std::fflush(stderr);
+  std::abort();
+#endif
+}
+
+/// check(cond, "fwht", "length ", n, " is not a power of two"): fail with the pieces if !cond.
+/// The message is only built on failure, so checks cost a branch on the good path.
+template <class... Pieces>
+SINGLEQUANT_INLINE void check(bool condition, std::string_view function, const Pieces&... pieces) {
+  if (!condition) [[unlikely]] {
+    fail(function, message(pieces...));
+  }
+}
+
+[[noreturn]] inline void assertion_failed(const char* condition, const char* what, const char* file,
+                                          int line) {
+  std::fprintf(stderr, "singlequant: internal assertion '%s' failed (%s) at %s:%d\n", condition, what,
+               file, line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+/// a * b with an overflow check, for sizes computed from user extents.
+[[nodiscard]] inline bool multiply_overflows(std::size_t a, std::size_t b, std::size_t& product) {
+  product = a * b;
+  return a != 0 && product / a != b;
+}
+
+}  // namespace detail
+
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_CONFIG_HPP

@@ -1,0 +1,10 @@
+// singlequant/singlequant.hpp - the umbrella header: everything singlequant offers.
+#ifndef SINGLEQUANT_SINGLEQUANT_HPP
+#define SINGLEQUANT_SINGLEQUANT_HPP
+
+#include "config.hpp"
+#include "reduce.hpp"
+#include "simd.hpp"
+#include "view.hpp"
+
+#endif  // SINGLEQUANT_SINGLEQUANT_HPP

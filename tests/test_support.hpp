@@ -1,0 +1,62 @@
+// Shared helpers of the unit tests: seeded random data and tolerance checks.
+#ifndef SINGLEQUANT_TESTS_TEST_SUPPORT_HPP
+#define SINGLEQUANT_TESTS_TEST_SUPPORT_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+namespace sq_test {
+
+/// n normally distributed values, reproducible from the seed.
+template <class T>
+std::vector<T> random_normal(std::size_t n, std::uint64_t seed, double stddev = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> dist(0.0, stddev);
+  std::vector<T> out(n);
+  for (auto& v : out) v = static_cast<T>(dist(rng));
+  return out;
+}
+
+/// True when |a - b| <= tolerance * max(1, |a|, |b|).
+inline bool close(double a, double b, double tolerance) {
+  const double scale = std::fmax(1.0, std::fmax(std::fabs(a), std::fabs(b)));
+  return std::fabs(a - b) <= tolerance * scale;
+}
+
+/// The directory with the reference models, or "" when the files are absent (tests then skip).
+inline std::string models_dir() {
+  if (const char* env = std::getenv("SINGLEQUANT_MODELS_DIR")) return env;
+#ifdef SINGLEQUANT_MODELS_DIR
+  return SINGLEQUANT_MODELS_DIR;
+#else
+  return "../shared/models";
+#endif
+}
+
+/// Runs `body` and checks it throws singlequant::error whose message contains every fragment.
+#define SQ_CHECK_ERROR_CONTAINS(expression, ...)                                      \
+  do {                                                                                \
+    bool sq_thrown = false;                                                           \
+    try {                                                                             \
+      static_cast<void>(expression);                                                  \
+    } catch (const singlequant::error& sq_error) {                                    \
+      sq_thrown = true;                                                               \
+      const std::string sq_what = sq_error.what();                                    \
+      for (const char* sq_fragment : {__VA_ARGS__}) {                                 \
+        CHECK_MESSAGE(sq_what.find(sq_fragment) != std::string::npos,                 \
+                      "message '" << sq_what << "' lacks '" << sq_fragment << "'");   \
+      }                                                                               \
+    }                                                                                 \
+    CHECK_MESSAGE(sq_thrown, "expected singlequant::error from " #expression);        \
+  } while (false)
+
+}  // namespace sq_test
+
+#endif
