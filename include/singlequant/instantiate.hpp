@@ -20,3 +20,5 @@ static_assert(SINGLEQUANT_INSTANTIATE_ARCH::supported(),
 
 // The kernel list (keep in the order of the headers).
 SINGLEQUANT_INSTANTIATE_KERNEL(reduce_kernel)
+SINGLEQUANT_INSTANTIATE_KERNEL(givens_kernel, float)
+SINGLEQUANT_INSTANTIATE_KERNEL(givens_kernel, double)

@@ -2,7 +2,9 @@
 #ifndef SINGLEQUANT_SINGLEQUANT_HPP
 #define SINGLEQUANT_SINGLEQUANT_HPP
 
+#include "angles.hpp"
 #include "config.hpp"
+#include "givens.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
 #include "view.hpp"
