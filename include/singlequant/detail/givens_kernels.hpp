@@ -13,8 +13,8 @@
 #ifndef SINGLEQUANT_DETAIL_GIVENS_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_GIVENS_KERNELS_HPP
 
+#include <cmath>
 #include <cstddef>
-#include <cstring>
 
 #include "../simd.hpp"
 
@@ -36,13 +36,28 @@ struct rotation_span {
 template <class U>
 inline constexpr std::size_t givens_tile_rows = 64 / sizeof(U);
 
+// Whether this translation unit computes x_i' = c a - s b as fma(c, a, -(s b)): where the target
+// has FMA, both the scalar and the SIMD paths do (explicitly, so compiler contraction cannot make
+// them differ), else both use separate products. Either way every path of one translation unit
+// gives bit-identical results.
+#if defined(__FP_FAST_FMA) || defined(FP_FAST_FMA)
+#  define SINGLEQUANT_GIVENS_FMA 1
+#else
+#  define SINGLEQUANT_GIVENS_FMA 0
+#endif
+
 // x_i <- c x_i - s x_j, x_j <- s x_i + c x_j on the pair (x_i, x_j) of one row.
 template <class U, class Arch>
 SINGLEQUANT_INLINE void rotate_scalar_pair(U* row, std::size_t i, std::size_t j, U c, U s) noexcept {
   const U a = row[i];
   const U b = row[j];
+#if SINGLEQUANT_GIVENS_FMA
+  row[i] = std::fma(c, a, -(s * b));
+  row[j] = std::fma(s, a, c * b);
+#else
   row[i] = c * a - s * b;
   row[j] = s * a + c * b;
+#endif
 }
 
 /// Applies stages[0], stages[1], ... (inverse: the reversed list with -s) to each of `rows` rows.
@@ -65,6 +80,21 @@ void rotate_rows_direct(const rotation_span<T>* stages, std::size_t stage_count,
       }
     }
   }
+}
+
+/// x y + z with one rounding (xsimd 8.1 has no AVX-512 fma: it would round twice).
+template <class U, class Arch>
+SINGLEQUANT_INLINE xsimd::batch<U, Arch> fused_multiply_add(const xsimd::batch<U, Arch>& x, const xsimd::batch<U, Arch>& y,
+                                                            const xsimd::batch<U, Arch>& z) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    if constexpr (std::is_same_v<U, float>)
+      return _mm512_fmadd_ps(x, y, z);
+    else
+      return _mm512_fmadd_pd(x, y, z);
+  }
+#endif
+  return xsimd::fma(x, y, z);
 }
 
 // --- L x L transposes (L = batch lanes): dst[k * dst_stride + r] = src[r * src_stride + k]. ------
@@ -284,8 +314,13 @@ void rotate_rows_tiled(const rotation_span<T>* stages, std::size_t stage_count, 
           for (std::size_t k = 0; k < tile_rows; k += lanes) {
             const batch a = batch::load_aligned(xi + k);
             const batch b = batch::load_aligned(xj + k);
+#if SINGLEQUANT_GIVENS_FMA
+            fused_multiply_add<U, Arch>(c, a, -(s * b)).store_aligned(xi + k);  // as rotate_scalar_pair
+            fused_multiply_add<U, Arch>(s, a, c * b).store_aligned(xj + k);
+#else
             (c * a - s * b).store_aligned(xi + k);
             (s * a + c * b).store_aligned(xj + k);
+#endif
           }
         }
       }

@@ -1,0 +1,112 @@
+#include <singlequant/givens.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../test_support.hpp"
+#include "arch_test.hpp"
+
+namespace sq = singlequant;
+using singlequant::detail::givens_kernel;
+using singlequant::detail::rotation_span;
+using sq_test::scalar_arch;
+using sq_test::test_arch;
+
+namespace {
+
+/// `count` stages; dense ones pair up a random half-or-more of the channels, sparse ones a few.
+template <class T>
+std::vector<std::vector<sq::givens<T>>> random_stages(std::size_t cols, std::size_t count, bool dense,
+                                                      std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> angle(-3.1, 3.1);
+  std::vector<std::vector<sq::givens<T>>> stages;
+  for (std::size_t s = 0; s < count; ++s) {
+    std::vector<std::size_t> channels(cols);
+    for (std::size_t k = 0; k < cols; ++k) channels[k] = k;
+    std::shuffle(channels.begin(), channels.end(), rng);
+    const std::size_t pairs = dense ? cols / 2 : std::min<std::size_t>(3, cols / 2);
+    std::vector<sq::givens<T>> stage;
+    for (std::size_t p = 0; p < pairs; ++p)
+      stage.push_back(sq::givens<T>::from_angle(channels[2 * p], channels[2 * p + 1], angle(rng)));
+    stages.push_back(std::move(stage));
+  }
+  return stages;
+}
+
+template <class T, class U>
+void check_tiled_against_scalar(std::size_t rows, std::size_t cols, std::size_t stride, std::size_t stage_count,
+                                bool dense, bool inverse, std::uint64_t seed) {
+  const auto stages = random_stages<T>(cols, stage_count, dense, seed);
+  std::vector<rotation_span<T>> spans;
+  for (const auto& s : stages) spans.push_back({s.data(), s.size()});
+  const auto blocks = sq::detail::touched_blocks<T, U>(spans, cols);
+  constexpr std::size_t tile = sq::detail::givens_tile_rows<U>;
+  const std::size_t block_total = (cols + tile - 1) / tile;
+  std::vector<U, xsimd::aligned_allocator<U, 64>> scratch(block_total * tile * tile);
+
+  auto x = sq_test::random_normal<U>(rows * stride, seed + 1, 2.0);
+  auto reference = x, direct = x;
+  givens_kernel<U, test_arch>::apply_rows_tiled(spans.data(), spans.size(), inverse, blocks.data(), blocks.size(),
+                                                x.data(), rows, cols, stride, scratch.data());
+  givens_kernel<U, scalar_arch>::apply_rows_direct(spans.data(), spans.size(), inverse, reference.data(), rows,
+                                                   stride);
+  givens_kernel<U, test_arch>::apply_rows_direct(spans.data(), spans.size(), inverse, direct.data(), rows, stride);
+  CHECK(direct == reference);  // the same scalar code, compiled for this ISA
+
+  // Same operations in the same order (FMA in both or in neither): bit-identical. The tolerance
+  // check says how far off a mismatch is.
+  CHECK_MESSAGE(x == reference, rows << " x " << cols << " (stride " << stride << "), " << stage_count
+                                     << std::string(dense ? " dense" : " sparse") << " stages, inverse " << inverse);
+  const double eps = std::numeric_limits<U>::epsilon();
+  for (std::size_t r = 0; r < rows; ++r) {
+    double norm = 0;
+    for (std::size_t c = 0; c < cols; ++c) norm += double(reference[r * stride + c]) * double(reference[r * stride + c]);
+    for (std::size_t c = 0; c < cols; ++c)
+      REQUIRE(std::fabs(double(x[r * stride + c]) - double(reference[r * stride + c])) <=
+              2.0 * double(stage_count) * eps * std::sqrt(norm));
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("givens: tiled SIMD path equals the scalar path (float data)", T, float, double) {
+  std::uint64_t seed = 1;
+  for (std::size_t rows : {16u, 17u, 35u, 64u})
+    for (std::size_t cols : {2u, 16u, 37u, 64u, 130u})
+      for (bool inverse : {false, true}) {
+        check_tiled_against_scalar<T, float>(rows, cols, cols, 1, true, inverse, ++seed);
+        check_tiled_against_scalar<T, float>(rows, cols, cols + 5, 3, true, inverse, ++seed);
+        check_tiled_against_scalar<T, float>(rows, cols, cols + 16, 2, false, inverse, ++seed);
+      }
+}
+
+TEST_CASE_TEMPLATE("givens: tiled SIMD path equals the scalar path (double data)", T, float, double) {
+  std::uint64_t seed = 100;
+  for (std::size_t rows : {8u, 9u, 23u, 32u})
+    for (std::size_t cols : {2u, 8u, 21u, 64u, 131u})
+      for (bool inverse : {false, true}) {
+        check_tiled_against_scalar<T, double>(rows, cols, cols, 1, true, inverse, ++seed);
+        check_tiled_against_scalar<T, double>(rows, cols, cols + 3, 3, true, inverse, ++seed);
+        check_tiled_against_scalar<T, double>(rows, cols, cols + 8, 2, false, inverse, ++seed);
+      }
+}
+
+TEST_CASE("givens: the public entry points agree with the scalar path on this ISA") {
+  const std::size_t dim = 96, rows = 40;
+  sq::givens_sequence<double> seq(dim);
+  for (const auto& stage : random_stages<double>(dim, 4, true, 9)) seq.push_back_stage(sq::givens_stage<double>(stage));
+  auto x = sq_test::random_normal<float>(rows * dim, 3);
+  auto reference = x;
+  seq.apply_rows(sq::matrix_view<float>(x.data(), rows, dim));
+  std::vector<rotation_span<double>> spans;
+  for (const auto& stage : seq.stages()) spans.push_back({stage.rotations().data(), stage.size()});
+  givens_kernel<float, scalar_arch>::apply_rows_direct(spans.data(), spans.size(), false, reference.data(), rows,
+                                                       dim);
+  for (std::size_t k = 0; k < x.size(); ++k) CHECK(std::fabs(x[k] - reference[k]) <= 1e-5f);
+}
