@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <new>
 #include <ranges>
@@ -202,19 +203,50 @@ concept givens_data_range =
     std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
     givens_scalar<std::ranges::range_value_t<R>> && !is_vector_view<std::remove_cvref_t<R>>::value;
 
-/// The channel blocks (of givens_tile_rows<U> channels, cols channels in all) the rotations touch,
-/// in increasing order: what the tiled kernel transposes.
+/// Owns what a tile_plan_view points to (see detail/givens_kernels.hpp).
+template <class T>
+struct tile_plan {
+  std::vector<std::size_t> blocks;
+  std::size_t misalignment = 0;
+  std::vector<givens<T>> fused;
+  std::vector<std::size_t> fused_offsets;
+  [[nodiscard]] tile_plan_view<T> view() const noexcept {
+    return {blocks.data(), blocks.size(), misalignment, fused.data(), fused_offsets.data()};
+  }
+};
+
+/// The tiled path's plan for these stages (at least one, non-empty) on rows of `cols` elements
+/// starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any rotation touches, and
+/// the first applied stage ordered by the later of its two channel blocks.
 template <class T, class U>
-std::vector<std::size_t> touched_blocks(std::span<const rotation_span<T>> stages, std::size_t cols) {
+tile_plan<T> make_tile_plan(std::span<const rotation_span<T>> stages, bool inverse, std::size_t cols,
+                            const U* data) {
   constexpr std::size_t tile_rows = givens_tile_rows<U>;
-  std::vector<unsigned char> touched((cols + tile_rows - 1) / tile_rows, 0);
+  tile_plan<T> plan;
+  plan.misalignment = (reinterpret_cast<std::uintptr_t>(data) % 64) / sizeof(U);
+  const std::size_t m = plan.misalignment;
+  constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> position((cols + m + tile_rows - 1) / tile_rows, none);
   for (const auto& stage : stages)
     for (std::size_t q = 0; q < stage.size; ++q)
-      touched[stage.data[q].i / tile_rows] = touched[stage.data[q].j / tile_rows] = 1;
-  std::vector<std::size_t> blocks;
-  for (std::size_t b = 0; b < touched.size(); ++b)
-    if (touched[b] != 0) blocks.push_back(b);
-  return blocks;
+      position[(stage.data[q].i + m) / tile_rows] = position[(stage.data[q].j + m) / tile_rows] = 0;
+  for (std::size_t b = 0; b < position.size(); ++b)
+    if (position[b] != none) {
+      position[b] = plan.blocks.size();
+      plan.blocks.push_back(b);
+    }
+  // Counting sort of the first applied stage by the position of its later block.
+  const rotation_span<T>& first = inverse ? stages.back() : stages.front();
+  const auto key = [&](const givens<T>& g) {
+    return std::max(position[(g.i + m) / tile_rows], position[(g.j + m) / tile_rows]);
+  };
+  plan.fused_offsets.assign(plan.blocks.size() + 1, 0);
+  for (std::size_t q = 0; q < first.size; ++q) ++plan.fused_offsets[key(first.data[q]) + 1];
+  for (std::size_t b = 0; b < plan.blocks.size(); ++b) plan.fused_offsets[b + 1] += plan.fused_offsets[b];
+  plan.fused.resize(first.size);
+  std::vector<std::size_t> next(plan.fused_offsets.begin(), plan.fused_offsets.end() - 1);
+  for (std::size_t q = 0; q < first.size; ++q) plan.fused[next[key(first.data[q])]++] = first.data[q];
+  return plan;
 }
 
 /// Applies the stages (inverse: reversed, inverted) to every row of x; validated by the caller.
@@ -229,16 +261,14 @@ void apply_stages_to_rows(std::span<const givens_stage<T>> stages, bool inverse,
     if (!stage.empty()) spans.push_back({stage.rotations().data(), stage.size()});
   constexpr std::size_t tile_rows = givens_tile_rows<U>;
   if (x.rows() >= tile_rows) {
-    const std::size_t block_total = (x.cols() + tile_rows - 1) / tile_rows;
-    const std::vector<std::size_t> blocks = touched_blocks<T, U>(spans, x.cols());
+    const tile_plan<T> plan = make_tile_plan<T, U>(spans, inverse, x.cols(), x.data());
     // Transposing a block in and out costs about as much as rotating ~2 channel pairs row by row:
     // below that density the direct path wins (a sparse list on many tokens).
-    if (rotation_count >= 2 * blocks.size()) {
-      U* scratch = givens_scratch<U>(block_total * tile_rows * tile_rows);
+    if (rotation_count >= 2 * plan.blocks.size()) {
+      U* scratch = givens_scratch<U>(x.cols() * tile_rows);
       dispatch([&](auto arch) {
-        givens_kernel<U, decltype(arch)>::apply_rows_tiled(spans.data(), spans.size(), inverse,
-                                                           blocks.data(), blocks.size(), x.data(),
-                                                           x.rows(), x.cols(), x.row_stride(), scratch);
+        givens_kernel<U, decltype(arch)>::apply_rows_tiled(spans.data(), spans.size(), inverse, plan.view(),
+                                                           x.data(), x.rows(), x.cols(), x.row_stride(), scratch);
       });
       return;
     }

@@ -45,15 +45,20 @@ void check_tiled_against_scalar(std::size_t rows, std::size_t cols, std::size_t 
   const auto stages = random_stages<T>(cols, stage_count, dense, seed);
   std::vector<rotation_span<T>> spans;
   for (const auto& s : stages) spans.push_back({s.data(), s.size()});
-  const auto blocks = sq::detail::touched_blocks<T, U>(spans, cols);
   constexpr std::size_t tile = sq::detail::givens_tile_rows<U>;
-  const std::size_t block_total = (cols + tile - 1) / tile;
-  std::vector<U, xsimd::aligned_allocator<U, 64>> scratch(block_total * tile * tile);
+  std::vector<U, xsimd::aligned_allocator<U, 64>> scratch(cols * tile);
 
-  auto x = sq_test::random_normal<U>(rows * stride, seed + 1, 2.0);
-  auto reference = x, direct = x;
-  givens_kernel<U, test_arch>::apply_rows_tiled(spans.data(), spans.size(), inverse, blocks.data(), blocks.size(),
-                                                x.data(), rows, cols, stride, scratch.data());
+  // Data at every misalignment within a 64-byte line (the plan aligns its blocks to it).
+  const auto values = sq_test::random_normal<U>(rows * stride, seed + 1, 2.0);
+  std::vector<U, xsimd::aligned_allocator<U, 64>> storage(values.size() + tile);
+  U* data = storage.data() + seed % tile;
+  std::copy(values.begin(), values.end(), data);
+  const auto plan = sq::detail::make_tile_plan<T, U>(spans, inverse, cols, data);
+  CHECK(plan.misalignment == seed % tile);
+  givens_kernel<U, test_arch>::apply_rows_tiled(spans.data(), spans.size(), inverse, plan.view(), data, rows, cols,
+                                                stride, scratch.data());
+  const std::vector<U> x(data, data + values.size());
+  auto reference = values, direct = values;
   givens_kernel<U, scalar_arch>::apply_rows_direct(spans.data(), spans.size(), inverse, reference.data(), rows,
                                                    stride);
   givens_kernel<U, test_arch>::apply_rows_direct(spans.data(), spans.size(), inverse, direct.data(), rows, stride);

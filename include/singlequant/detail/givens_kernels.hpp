@@ -7,7 +7,10 @@
 //            apply every rotation of every stage there with SIMD batches across the R rows (no
 //            gathers: each rotation loads two whole channel lines), transpose back, next tile.
 //            A tile's scratch is R x cols elements (cols x 64 bytes), so it stays in L2 while all
-//            stages run on it and every matrix element is read and written once.
+//            stages run on it and every matrix element is read and written once. Blocks start on
+//            64-byte boundaries of the data, and the first stage is applied while the blocks are
+//            transposed in (each rotation as soon as both its channels are in), which saves one
+//            L1 <-> L2 round trip of half the lines.
 // Every element is computed as x_i <- c x_i - s x_j, x_j <- s x_i + c x_j in the data type U, with
 // c and s converted to U; the inverse uses -s and the reversed order.
 #ifndef SINGLEQUANT_DETAIL_GIVENS_KERNELS_HPP
@@ -256,7 +259,7 @@ SINGLEQUANT_INLINE void transpose_square(const U* src, std::size_t src_stride, U
 }
 
 /// Transposes the R x width block of the tile starting at channel c0 into (into == true) or out of
-/// the channel-major scratch (scratch[c * R + r] holds row r, channel c).
+/// the channel-major scratch (scratch[c * R + r] holds row r, channel c); width < R: scalar copy.
 template <class U, class Arch>
 SINGLEQUANT_INLINE void transpose_block(U* tile, std::size_t row_stride, U* scratch, std::size_t c0,
                                         std::size_t width, bool into) noexcept {
@@ -283,56 +286,86 @@ SINGLEQUANT_INLINE void transpose_block(U* tile, std::size_t row_stride, U* scra
     }
 }
 
+/// What the tiled path needs besides the rotations, prepared once per call (make_tile_plan in
+/// givens.hpp): the channel blocks to transpose and the first applied stage regrouped by block.
+/// Block k covers channels [k R - misalignment, (k + 1) R - misalignment) clipped to [0, cols),
+/// so that whole blocks start on a 64-byte boundary of row 0 (no loads split across lines).
+/// The first applied stage (stages[0], or the last stage when inverting) is applied while the
+/// blocks are transposed in: fused[fused_offsets[b] .. fused_offsets[b + 1]) are its rotations
+/// whose later channel block is blocks[b], so one of their two lines is still in L1.
+template <class T>
+struct tile_plan_view {
+  const std::size_t* blocks = nullptr;
+  std::size_t block_count = 0;
+  std::size_t misalignment = 0;
+  const givens<T>* fused = nullptr;
+  const std::size_t* fused_offsets = nullptr;  // block_count + 1 entries
+};
+
+/// Applies one rotation to the channel lines xi, xj (tile_rows lanes each) of the scratch.
+template <class U, class Arch>
+SINGLEQUANT_INLINE void rotate_lines(U* xi, U* xj, U c, U s) noexcept {
+  using batch = xsimd::batch<U, Arch>;
+  constexpr std::size_t lanes = batch::size;
+  const batch cb(c), sb(s);
+  for (std::size_t k = 0; k < givens_tile_rows<U>; k += lanes) {
+    const batch a = batch::load_aligned(xi + k);
+    const batch b = batch::load_aligned(xj + k);
+#if SINGLEQUANT_GIVENS_FMA
+    fused_multiply_add<U, Arch>(cb, a, -(sb * b)).store_aligned(xi + k);  // as rotate_scalar_pair
+    fused_multiply_add<U, Arch>(sb, a, cb * b).store_aligned(xj + k);
+#else
+    (cb * a - sb * b).store_aligned(xi + k);
+    (sb * a + cb * b).store_aligned(xj + k);
+#endif
+  }
+}
+
 /// Tiled path (see the file comment); rows not filling a whole tile go through the direct path.
-/// blocks lists the channel blocks (of R channels) any rotation touches; scratch holds
-/// (max block + 1) * R * R elements, 64-byte aligned.
+/// scratch holds cols * R elements, 64-byte aligned (channel c's line at scratch + c R).
 template <class T, class U, class Arch>
 void rotate_rows_tiled(const rotation_span<T>* stages, std::size_t stage_count, bool inverse,
-                       const std::size_t* blocks, std::size_t block_count, U* x, std::size_t rows,
-                       std::size_t cols, std::size_t row_stride, U* scratch) noexcept {
+                       const tile_plan_view<T>& plan, U* x, std::size_t rows, std::size_t cols,
+                       std::size_t row_stride, U* scratch) noexcept {
   constexpr std::size_t tile_rows = givens_tile_rows<U>;
   std::size_t r0 = 0;
   if constexpr (!simd::is_scalar_v<Arch>) {
-    using batch = xsimd::batch<U, Arch>;
-    constexpr std::size_t lanes = batch::size;
-    static_assert(tile_rows % lanes == 0, "a tile row count is a whole number of batches");
+    static_assert(tile_rows % xsimd::batch<U, Arch>::size == 0, "a tile row is a whole number of batches");
+    const std::size_t m = plan.misalignment;
+    const auto block_range = [&](std::size_t b, std::size_t& c0, std::size_t& width) {
+      const std::size_t begin = b * tile_rows, end = begin + tile_rows;  // in channels + m
+      c0 = begin > m ? begin - m : 0;
+      width = (end - m < cols ? end - m : cols) - c0;
+    };
+    const U sign = inverse ? U(-1) : U(1);
     for (; r0 + tile_rows <= rows; r0 += tile_rows) {
       U* tile = x + r0 * row_stride;
-      for (std::size_t b = 0; b < block_count; ++b) {
-        const std::size_t c0 = blocks[b] * tile_rows;
-        const std::size_t width = cols - c0 < tile_rows ? cols - c0 : tile_rows;
+      for (std::size_t b = 0; b < plan.block_count; ++b) {
+        std::size_t c0 = 0, width = 0;
+        block_range(plan.blocks[b], c0, width);
         transpose_block<U, Arch>(tile, row_stride, scratch, c0, width, true);
+        for (std::size_t q = plan.fused_offsets[b]; q < plan.fused_offsets[b + 1]; ++q) {
+          const givens<T>& g = plan.fused[q];
+          rotate_lines<U, Arch>(scratch + g.i * tile_rows, scratch + g.j * tile_rows, static_cast<U>(g.c),
+                                sign * static_cast<U>(g.s));
+        }
       }
-      for (std::size_t step = 0; step < stage_count; ++step) {
+      for (std::size_t step = 1; step < stage_count; ++step) {  // step 0 was fused above
         const rotation_span<T>& stage = stages[inverse ? stage_count - 1 - step : step];
         for (std::size_t q = 0; q < stage.size; ++q) {
           const givens<T>& g = stage.data[inverse ? stage.size - 1 - q : q];
-          const batch c(static_cast<U>(g.c));
-          const batch s(inverse ? -static_cast<U>(g.s) : static_cast<U>(g.s));
-          U* xi = scratch + g.i * tile_rows;
-          U* xj = scratch + g.j * tile_rows;
-          for (std::size_t k = 0; k < tile_rows; k += lanes) {
-            const batch a = batch::load_aligned(xi + k);
-            const batch b = batch::load_aligned(xj + k);
-#if SINGLEQUANT_GIVENS_FMA
-            fused_multiply_add<U, Arch>(c, a, -(s * b)).store_aligned(xi + k);  // as rotate_scalar_pair
-            fused_multiply_add<U, Arch>(s, a, c * b).store_aligned(xj + k);
-#else
-            (c * a - s * b).store_aligned(xi + k);
-            (s * a + c * b).store_aligned(xj + k);
-#endif
-          }
+          rotate_lines<U, Arch>(scratch + g.i * tile_rows, scratch + g.j * tile_rows, static_cast<U>(g.c),
+                                sign * static_cast<U>(g.s));
         }
       }
-      for (std::size_t b = 0; b < block_count; ++b) {
-        const std::size_t c0 = blocks[b] * tile_rows;
-        const std::size_t width = cols - c0 < tile_rows ? cols - c0 : tile_rows;
+      for (std::size_t b = 0; b < plan.block_count; ++b) {
+        std::size_t c0 = 0, width = 0;
+        block_range(plan.blocks[b], c0, width);
         transpose_block<U, Arch>(tile, row_stride, scratch, c0, width, false);
       }
     }
   } else {
-    static_cast<void>(blocks);
-    static_cast<void>(block_count);
+    static_cast<void>(plan);
     static_cast<void>(cols);
     static_cast<void>(scratch);
   }
@@ -347,11 +380,10 @@ struct givens_kernel {
   static void apply_rows_direct(const rotation_span<double>* stages, std::size_t stage_count,
                                 bool inverse, U* x, std::size_t rows, std::size_t row_stride) noexcept;
   static void apply_rows_tiled(const rotation_span<float>* stages, std::size_t stage_count, bool inverse,
-                               const std::size_t* blocks, std::size_t block_count, U* x,
-                               std::size_t rows, std::size_t cols, std::size_t row_stride,
-                               U* scratch) noexcept;
+                               const tile_plan_view<float>& plan, U* x, std::size_t rows,
+                               std::size_t cols, std::size_t row_stride, U* scratch) noexcept;
   static void apply_rows_tiled(const rotation_span<double>* stages, std::size_t stage_count,
-                               bool inverse, const std::size_t* blocks, std::size_t block_count, U* x,
+                               bool inverse, const tile_plan_view<double>& plan, U* x,
                                std::size_t rows, std::size_t cols, std::size_t row_stride,
                                U* scratch) noexcept;
 };
@@ -371,20 +403,18 @@ void givens_kernel<U, Arch>::apply_rows_direct(const rotation_span<double>* stag
 template <class U, class Arch>
 void givens_kernel<U, Arch>::apply_rows_tiled(const rotation_span<float>* stages,
                                               std::size_t stage_count, bool inverse,
-                                              const std::size_t* blocks, std::size_t block_count,
-                                              U* x, std::size_t rows, std::size_t cols,
+                                              const tile_plan_view<float>& plan, U* x,
+                                              std::size_t rows, std::size_t cols,
                                               std::size_t row_stride, U* scratch) noexcept {
-  rotate_rows_tiled<float, U, Arch>(stages, stage_count, inverse, blocks, block_count, x, rows, cols,
-                                    row_stride, scratch);
+  rotate_rows_tiled<float, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride, scratch);
 }
 template <class U, class Arch>
 void givens_kernel<U, Arch>::apply_rows_tiled(const rotation_span<double>* stages,
                                               std::size_t stage_count, bool inverse,
-                                              const std::size_t* blocks, std::size_t block_count,
-                                              U* x, std::size_t rows, std::size_t cols,
+                                              const tile_plan_view<double>& plan, U* x,
+                                              std::size_t rows, std::size_t cols,
                                               std::size_t row_stride, U* scratch) noexcept {
-  rotate_rows_tiled<double, U, Arch>(stages, stage_count, inverse, blocks, block_count, x, rows, cols,
-                                     row_stride, scratch);
+  rotate_rows_tiled<double, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride, scratch);
 }
 
 SINGLEQUANT_EXTERN_KERNEL(givens_kernel, float)
