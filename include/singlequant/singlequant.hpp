@@ -5,6 +5,8 @@
 #include "angles.hpp"
 #include "config.hpp"
 #include "givens.hpp"
+#include "int4.hpp"
+#include "quant.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
 #include "view.hpp"

@@ -1,0 +1,673 @@
+// singlequant/detail/quant_kernels.hpp - INT4 quantise / pack / dequantise kernels.
+//
+// Every path produces the same bytes as the scalar path: per element the arithmetic is the same
+// IEEE operations (y = x * inv, NaN -> 0, clamp, round to nearest even), and the reductions that
+// feed decisions (ranges, clip-search errors) are either exact (min/max) or summed in a fixed
+// 16-lane order with contraction barriers, so FMA contraction or the SIMD width cannot change them.
+#ifndef SINGLEQUANT_DETAIL_QUANT_KERNELS_HPP
+#define SINGLEQUANT_DETAIL_QUANT_KERNELS_HPP
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "../int4.hpp"
+#include "../simd.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#  include <immintrin.h>
+#  define SINGLEQUANT_X86 1
+#else
+#  define SINGLEQUANT_X86 0
+#endif
+
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() (a self-initialised local), which
+// its middle end reports as -W(maybe-)uninitialized once inlined into our kernels (GCC PR 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wuninitialized"
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail {
+
+/// Min and max of the finite elements of a span together with 0 (so lo <= 0 <= hi), and the counts
+/// of NaN and infinite elements. For double input "infinite" means |x| > FLT_MAX (scales are float).
+template <class T>
+struct value_range {
+  T lo = 0;
+  T hi = 0;
+  std::size_t nan_count = 0;
+  std::size_t inf_count = 0;
+};
+
+/// Scale and zero point of one group.
+struct quant_params {
+  float scale = 0.0f;
+  int zero = 0;
+};
+
+/// The scale (and zero point) of a group whose finite range is [lo, hi] (lo <= 0 <= hi):
+///   symmetric, symmetric7: s = clip max(hi, -lo) / 7;
+///   symmetric, full8:      s = clip m / -8 with m = hi if hi > -lo else lo (the extreme lands on -8);
+///   asymmetric:            s = clip (hi - lo) / (qmax - qmin), z = rne(qmin - clip lo / s).
+/// A scale that rounds to 0 or to a float subnormal gives scale 0, zero point 0 (the group
+/// dequantises to zeros; 1 / s must stay finite). Templated on Arch only to keep per-ISA copies
+/// apart (see simd.hpp); every instantiation computes the same doubles (no FMA pattern).
+template <class Arch = void>
+SINGLEQUANT_INLINE quant_params make_params(double lo, double hi, double clip, int qmin, int qmax,
+                                            bool asymmetric) noexcept {
+  quant_params p;
+  double s = 0;
+  if (asymmetric) {
+    s = (clip * hi - clip * lo) / static_cast<double>(qmax - qmin);
+  } else if (qmin == -8) {
+    const double m = hi > -lo ? hi : lo;
+    s = clip * m / -8.0;
+  } else {
+    s = clip * (hi > -lo ? hi : -lo) / static_cast<double>(qmax);
+  }
+  const auto scale = static_cast<float>(s);
+  if (!(std::fabs(scale) >= std::numeric_limits<float>::min())) return p;
+  p.scale = scale;
+  if (asymmetric) {
+    const double t = static_cast<double>(qmin) - clip * lo / static_cast<double>(scale);
+    const double z = std::nearbyint(std::clamp(t, static_cast<double>(qmin), static_cast<double>(qmax)));
+    p.zero = static_cast<int>(z);
+  }
+  return p;
+}
+
+/// 1 / scale in the input's precision (0 for a zero scale, which sends every element to the zero
+/// point: x * 0 is 0, and Inf * 0 is NaN, which is also mapped to 0).
+template <class T, class Arch>
+SINGLEQUANT_INLINE T inverse_scale(float scale) noexcept {
+  return scale == 0.0f ? T(0) : T(1) / static_cast<T>(scale);
+}
+
+/// Round to nearest, ties to even, for |y| <= 2^22 (float) / 2^51 (double): adding and removing
+/// 1.5 * 2^23 (2^52) makes the FPU round at the units digit. No library call.
+template <class Arch>
+SINGLEQUANT_INLINE float round_even_small(float y) noexcept {
+  constexpr float magic = 12582912.0f;
+  return (y + magic) - magic;
+}
+template <class Arch>
+SINGLEQUANT_INLINE double round_even_small(double y) noexcept {
+  constexpr double magic = 6755399441055744.0;
+  return (y + magic) - magic;
+}
+
+/// The reference quantiser of one element: r = rne(clamp(y, lo, hi)) with y = x * inv and NaN -> 0;
+/// lo = qmin - zero, hi = qmax - zero (the code is r + zero).
+template <class T, class Arch>
+SINGLEQUANT_INLINE int quantize_one(T x, T inv, T lo, T hi) noexcept {
+  T y = x * inv;
+  if (!(y == y)) y = T(0);
+  y = y < lo ? lo : (y > hi ? hi : y);
+  return static_cast<int>(round_even_small<Arch>(y));
+}
+
+/// Empty asm barrier: the value must be materialised, so the compiler cannot contract the multiply
+/// that produced it into an FMA with a later add (which would make results depend on -mfma).
+template <class Arch, class V>
+SINGLEQUANT_INLINE void no_contract(V& v) noexcept {
+#if defined(__GNUC__) && SINGLEQUANT_X86
+  if constexpr (std::is_arithmetic_v<V>) {
+    asm("" : "+v"(v));
+  } else {
+    auto r = static_cast<typename V::register_type>(v);
+    asm("" : "+v"(r));
+    v = V(r);
+  }
+#elif defined(__GNUC__) && defined(__aarch64__)
+  if constexpr (std::is_arithmetic_v<V>) {
+    asm("" : "+w"(v));
+  } else {
+    auto r = static_cast<typename V::register_type>(v);
+    asm("" : "+w"(r));
+    v = V(r);
+  }
+#else
+  static_cast<void>(v);  // MSVC and others do not contract by default
+#endif
+}
+
+/// Sum of 16 lane partial sums in a fixed pairwise order, in double.
+template <class T, class Arch>
+SINGLEQUANT_INLINE double sum16(const T* lanes) noexcept {
+  double v[16];
+  for (int k = 0; k < 16; ++k) v[k] = static_cast<double>(lanes[k]);
+  for (int width = 8; width > 0; width /= 2)
+    for (int k = 0; k < width; ++k) v[k] += v[k + width];
+  return v[0];
+}
+
+/// to_nibble / from_nibble with per-ISA linkage (kernels call only Arch templates, see simd.hpp).
+template <class Arch>
+SINGLEQUANT_INLINE std::uint8_t nibble_of(int code) noexcept {
+  return static_cast<std::uint8_t>(static_cast<unsigned>(code) & 0xFu);
+}
+template <class Arch>
+SINGLEQUANT_INLINE int code_of(int nibble) noexcept {
+  return (nibble & 0xF) - ((nibble & 0x8) << 1);
+}
+
+/// Which native packing code an architecture uses.
+enum class int4_path { generic, sse2, avx2, avx512bw };
+
+template <class Arch>
+constexpr int4_path int4_path_of() noexcept {
+#if SINGLEQUANT_X86
+  if constexpr (simd::is_scalar_v<Arch>) {
+    return int4_path::generic;
+  } else if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+    return int4_path::avx512bw;
+  } else if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+    return int4_path::avx2;
+  } else if constexpr (std::is_base_of_v<xsimd::sse2, Arch> && !std::is_base_of_v<xsimd::avx, Arch>) {
+    return int4_path::sse2;
+  } else {
+    return int4_path::generic;
+  }
+#else
+  return int4_path::generic;
+#endif
+}
+
+/// Writes 4 * B codes (four int32 batches, each code in -8..7) as 2 * B packed bytes (packed = true)
+/// or as 4 * B int8 codes (packed = false).
+template <bool packed, class Arch>
+SINGLEQUANT_INLINE void store_codes4(const xsimd::batch<std::int32_t, Arch>& a,
+                                     const xsimd::batch<std::int32_t, Arch>& b,
+                                     const xsimd::batch<std::int32_t, Arch>& c,
+                                     const xsimd::batch<std::int32_t, Arch>& d, void* out) noexcept {
+  constexpr std::size_t lanes = xsimd::batch<std::int32_t, Arch>::size;
+  constexpr int4_path path = int4_path_of<Arch>();
+#if SINGLEQUANT_X86
+  if constexpr (path == int4_path::avx512bw) {
+    // packs work per 128-bit lane: lane L holds dwords a[4L..], b[4L..], c[4L..], d[4L..].
+    const __m512i p = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+        _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d)));
+    if constexpr (packed) {
+      // 16-bit lane w = c0 | c1 << 8  ->  (c0 & 0xF) | (c1 & 0xF) << 4.
+      const __m512i r = _mm512_or_si512(_mm512_and_si512(p, _mm512_set1_epi16(0x000F)),
+                                        _mm512_and_si512(_mm512_srli_epi16(p, 4), _mm512_set1_epi16(0x00F0)));
+      _mm256_storeu_si256(static_cast<__m256i*>(out), _mm512_cvtepi16_epi8(r));
+    } else {
+      _mm512_storeu_si512(out, p);
+    }
+    return;
+  } else if constexpr (path == int4_path::avx2) {
+    const __m256i p = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d)),
+        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    if constexpr (packed) {
+      const __m256i r = _mm256_or_si256(_mm256_and_si256(p, _mm256_set1_epi16(0x000F)),
+                                        _mm256_and_si256(_mm256_srli_epi16(p, 4), _mm256_set1_epi16(0x00F0)));
+      const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(r, r), 0x08);
+      _mm_storeu_si128(static_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+    } else {
+      _mm256_storeu_si256(static_cast<__m256i*>(out), p);
+    }
+    return;
+  } else if constexpr (path == int4_path::sse2) {
+    const __m128i p = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+    if constexpr (packed) {
+      const __m128i r = _mm_or_si128(_mm_and_si128(p, _mm_set1_epi16(0x000F)),
+                                     _mm_and_si128(_mm_srli_epi16(p, 4), _mm_set1_epi16(0x00F0)));
+      _mm_storel_epi64(static_cast<__m128i*>(out), _mm_packus_epi16(r, r));
+    } else {
+      _mm_storeu_si128(static_cast<__m128i*>(out), p);
+    }
+    return;
+  }
+#endif
+  static_cast<void>(path);
+  alignas(64) std::int32_t v[4 * lanes];
+  a.store_aligned(v);
+  b.store_aligned(v + lanes);
+  c.store_aligned(v + 2 * lanes);
+  d.store_aligned(v + 3 * lanes);
+  auto* bytes = static_cast<std::uint8_t*>(out);
+  if constexpr (packed) {
+    for (std::size_t k = 0; k < 2 * lanes; ++k)
+      bytes[k] = static_cast<std::uint8_t>(nibble_of<Arch>(v[2 * k]) | nibble_of<Arch>(v[2 * k + 1]) << 4);
+  } else {
+    for (std::size_t k = 0; k < 4 * lanes; ++k) bytes[k] = static_cast<std::uint8_t>(v[k]);
+  }
+}
+
+/// B codes (as int32 lanes) from B / 2 packed bytes.
+template <class Arch>
+SINGLEQUANT_INLINE xsimd::batch<std::int32_t, Arch> load_codes(const std::uint8_t* bytes) noexcept {
+  using ibatch = xsimd::batch<std::int32_t, Arch>;
+  constexpr int4_path path = int4_path_of<Arch>();
+#if SINGLEQUANT_X86
+  if constexpr (path == int4_path::avx512bw) {
+    // Duplicate each byte, widen to int32, move the wanted nibble to the top, shift back signed.
+    const __m128i dup = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)),
+                                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+    const __m512i shifts = _mm512_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24);
+    return ibatch(_mm512_srai_epi32(_mm512_sllv_epi32(_mm512_cvtepu8_epi32(dup), shifts), 28));
+  } else if constexpr (path == int4_path::avx2) {
+    std::int32_t word;
+    std::memcpy(&word, bytes, 4);
+    const __m128i b = _mm_cvtsi32_si128(word);
+    const __m256i shifts = _mm256_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24);
+    return ibatch(_mm256_srai_epi32(_mm256_sllv_epi32(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b)), shifts), 28));
+  } else if constexpr (path == int4_path::sse2) {
+    std::uint16_t pair;
+    std::memcpy(&pair, bytes, 2);
+    const __m128i b = _mm_cvtsi32_si128(pair);
+    const __m128i zero = _mm_setzero_si128();
+    // 16-bit lanes {b0, b0, b1, b1}; multiply by 2^12 / 2^8 so the wanted nibble is in bits 12..15.
+    const __m128i w = _mm_mullo_epi16(_mm_unpacklo_epi8(_mm_unpacklo_epi8(b, b), zero),
+                                      _mm_setr_epi16(4096, 256, 4096, 256, 4096, 256, 4096, 256));
+    return ibatch(_mm_srai_epi32(_mm_unpacklo_epi16(zero, w), 28));
+  }
+#endif
+  static_cast<void>(path);
+  alignas(64) std::int32_t v[ibatch::size];
+  for (std::size_t k = 0; k < ibatch::size; ++k) v[k] = code_of<Arch>(bytes[k / 2] >> (4 * (k % 2)));
+  return ibatch::load_aligned(v);
+}
+
+/// Quantises n floats with one scale into int4 codes: packed bytes (row_bytes(n), the high nibble of
+/// an odd tail byte 0) or int8 codes. clean = true promises no NaN/Inf in x (skips the NaN filter).
+template <bool packed, class Arch>
+void quantize_float_span(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax,
+                         bool clean, void* out) noexcept {
+  const auto lo = static_cast<float>(qmin - zero), hi = static_cast<float>(qmax - zero);
+  auto* bytes = static_cast<std::uint8_t*>(out);
+  std::size_t i = 0;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using batch = xsimd::batch<float, Arch>;
+    using ibatch = xsimd::batch<std::int32_t, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    const batch inv_b(inv), lo_b(lo), hi_b(hi);
+    const ibatch zero_b(zero);
+    auto code = [&](const float* p) {
+      batch y = batch::load_unaligned(p) * inv_b;
+      if (!clean) y = xsimd::select(y == y, y, batch(0.0f));
+      return xsimd::nearbyint_as_int(xsimd::min(xsimd::max(y, lo_b), hi_b)) + zero_b;
+    };
+    for (; i + 4 * lanes <= n; i += 4 * lanes) {
+      const ibatch a = code(x + i), b = code(x + i + lanes), c = code(x + i + 2 * lanes),
+                   d = code(x + i + 3 * lanes);
+      store_codes4<packed, Arch>(a, b, c, d, packed ? static_cast<void*>(bytes + i / 2) : bytes + i);
+    }
+  }
+  for (; i < n; ++i) {
+    const int q = quantize_one<float, Arch>(x[i], inv, lo, hi) + zero;
+    if constexpr (packed) {
+      if (i % 2 == 0)
+        bytes[i / 2] = nibble_of<Arch>(q);
+      else
+        bytes[i / 2] = static_cast<std::uint8_t>(bytes[i / 2] | nibble_of<Arch>(q) << 4);
+    } else {
+      bytes[i] = static_cast<std::uint8_t>(static_cast<std::int8_t>(q));
+    }
+  }
+}
+
+/// value_range of n elements (see value_range).
+template <class T, class Arch>
+value_range<T> range_impl(const T* x, std::size_t n) noexcept {
+  constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
+  value_range<T> r;
+  bool nonfinite = false;
+  std::size_t i = 0;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    const batch zero(T(0)), limit(finite_limit);
+    batch lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
+    auto bad = (zero != zero);
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+      const batch a = batch::load_unaligned(x + i), b = batch::load_unaligned(x + i + lanes);
+      const auto fa = xsimd::abs(a) <= limit, fb = xsimd::abs(b) <= limit;  // false for NaN
+      const batch ca = xsimd::select(fa, a, zero), cb = xsimd::select(fb, b, zero);
+      lo0 = xsimd::min(lo0, ca);
+      hi0 = xsimd::max(hi0, ca);
+      lo1 = xsimd::min(lo1, cb);
+      hi1 = xsimd::max(hi1, cb);
+      bad = bad | !(fa & fb);
+    }
+    alignas(64) T lo_lanes[lanes], hi_lanes[lanes];
+    xsimd::min(lo0, lo1).store_aligned(lo_lanes);
+    xsimd::max(hi0, hi1).store_aligned(hi_lanes);
+    for (std::size_t k = 0; k < lanes; ++k) {
+      r.lo = lo_lanes[k] < r.lo ? lo_lanes[k] : r.lo;
+      r.hi = hi_lanes[k] > r.hi ? hi_lanes[k] : r.hi;
+    }
+    nonfinite = xsimd::any(bad);
+  }
+  for (; i < n; ++i) {
+    const T v = x[i];
+    if (std::fabs(v) <= finite_limit) {
+      r.lo = v < r.lo ? v : r.lo;
+      r.hi = v > r.hi ? v : r.hi;
+    } else {
+      nonfinite = true;
+    }
+  }
+  if (nonfinite) {  // rare: count them in a second pass over (cached) data
+    for (std::size_t k = 0; k < n; ++k) {
+      if (x[k] != x[k])
+        ++r.nan_count;
+      else if (!(std::fabs(x[k]) <= finite_limit))
+        ++r.inf_count;
+    }
+  }
+  return r;
+}
+
+/// Clip-search error of n elements for one candidate, in units of the scale:
+///   sum over finite x of (y - r)^2, y = x * inv, r = rne(clamp(y, qmin - zero, qmax - zero)).
+/// Squares are summed in 16 fixed lanes (element i into lane i % 16), flushed to double every
+/// 1024 elements in a fixed order, with contraction barriers: the same bits on every path.
+template <class T, class Arch>
+double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int qmax) noexcept {
+  constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
+  constexpr std::size_t block = 1024;
+  const auto lo = static_cast<T>(qmin - zero), hi = static_cast<T>(qmax - zero);
+  double total = 0;
+  alignas(64) T lanes16[16] = {};
+  std::size_t i = 0;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    constexpr std::size_t per16 = 16 / lanes;
+    static_assert(16 % lanes == 0, "batch width must divide 16");
+    const batch inv_b(inv), lo_b(lo), hi_b(hi), limit(finite_limit), zero_b(T(0));
+    while (i + 16 <= n) {
+      const std::size_t end = std::min(n - n % 16, i + block);
+      std::array<batch, per16> acc;
+      acc.fill(zero_b);
+      for (; i < end; i += 16) {
+        for (std::size_t k = 0; k < per16; ++k) {
+          const batch v = batch::load_unaligned(x + i + k * lanes);
+          batch y = xsimd::select(xsimd::abs(v) <= limit, v * inv_b, zero_b);
+          no_contract<Arch>(y);
+          const batch u = y - xsimd::nearbyint(xsimd::min(xsimd::max(y, lo_b), hi_b));
+          batch u2 = u * u;
+          no_contract<Arch>(u2);
+          acc[k] += u2;
+        }
+      }
+      for (std::size_t k = 0; k < per16; ++k) acc[k].store_aligned(lanes16 + k * lanes);
+      total += sum16<T, Arch>(lanes16);
+      std::fill(lanes16, lanes16 + 16, T(0));
+    }
+  } else {
+    while (i + 16 <= n) {
+      const std::size_t end = std::min(n - n % 16, i + block);
+      for (; i < end; ++i) {
+        T y = std::fabs(x[i]) <= finite_limit ? x[i] * inv : T(0);
+        no_contract<Arch>(y);
+        const T c = y < lo ? lo : (y > hi ? hi : y);
+        const T u = y - round_even_small<Arch>(c);
+        T u2 = u * u;
+        no_contract<Arch>(u2);
+        lanes16[i % 16] += u2;
+      }
+      total += sum16<T, Arch>(lanes16);
+      std::fill(lanes16, lanes16 + 16, T(0));
+    }
+  }
+  for (; i < n; ++i) {  // tail of fewer than 16 elements
+    T y = std::fabs(x[i]) <= finite_limit ? x[i] * inv : T(0);
+    no_contract<Arch>(y);
+    const T c = y < lo ? lo : (y > hi ? hi : y);
+    const T u = y - round_even_small<Arch>(c);
+    T u2 = u * u;
+    no_contract<Arch>(u2);
+    lanes16[i % 16] += u2;
+  }
+  return total + sum16<T, Arch>(lanes16);
+}
+
+/// Dequantises n packed codes with per-group parameters: out_j = (q_j - z_g) * s_g, g = j / group.
+template <class Arch>
+void dequantize_float(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
+                      const std::int8_t* zeros, float* out) noexcept {
+  for (std::size_t j0 = 0, g = 0; j0 < n; j0 += group, ++g) {
+    const std::size_t j1 = std::min(n, j0 + group);
+    const float s = scales[g];
+    const int z = zeros == nullptr ? 0 : zeros[g];
+    std::size_t j = j0;
+    if constexpr (!simd::is_scalar_v<Arch>) {
+      using batch = xsimd::batch<float, Arch>;
+      using ibatch = xsimd::batch<std::int32_t, Arch>;
+      constexpr std::size_t lanes = batch::size;
+      if (j0 % 2 == 0) {
+        const batch s_b(s);
+        const ibatch z_b(z);
+        for (; j + 2 * lanes <= j1; j += 2 * lanes) {
+          const ibatch q0 = load_codes<Arch>(codes + j / 2) - z_b;
+          const ibatch q1 = load_codes<Arch>(codes + j / 2 + lanes / 2) - z_b;
+          (xsimd::to_float(q0) * s_b).store_unaligned(out + j);
+          (xsimd::to_float(q1) * s_b).store_unaligned(out + j + lanes);
+        }
+      }
+    }
+    for (; j < j1; ++j)
+      out[j] = static_cast<float>(code_of<Arch>(codes[j / 2] >> (4 * (j % 2))) - z) * s;
+  }
+}
+
+template <class Arch>
+struct quant_kernel {
+  static value_range<float> range(const float* x, std::size_t n) noexcept;
+  static value_range<double> range(const double* x, std::size_t n) noexcept;
+
+  /// Codes of n elements sharing one scale: packed (row_bytes(n) bytes) or int8 (n bytes).
+  static void quantize_packed(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax,
+                              std::uint8_t* out) noexcept;
+  static void quantize_codes(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax,
+                             std::int8_t* out) noexcept;
+  static void quantize_codes(const double* x, std::size_t n, double inv, int zero, int qmin, int qmax,
+                             std::int8_t* out) noexcept;
+
+  /// clip_error_impl for one candidate.
+  static double clip_error(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
+  static double clip_error(const double* x, std::size_t n, double inv, int zero, int qmin, int qmax) noexcept;
+
+  /// Per-column variants over one row of n elements (column j uses inv[j], zero[j]; zero may be null).
+  static void column_range(const float* x, std::size_t n, float* lo, float* hi, std::size_t* nan_inf) noexcept;
+  static void column_range(const double* x, std::size_t n, double* lo, double* hi, std::size_t* nan_inf) noexcept;
+  static void quantize_columns(const float* x, std::size_t n, const float* inv, const std::int8_t* zero,
+                               int qmin, int qmax, std::int8_t* out) noexcept;
+  static void quantize_columns(const double* x, std::size_t n, const double* inv, const std::int8_t* zero,
+                               int qmin, int qmax, std::int8_t* out) noexcept;
+  static void clip_error_columns(const float* x, std::size_t n, const float* inv, const std::int8_t* zero,
+                                 int qmin, int qmax, double* acc) noexcept;
+  static void clip_error_columns(const double* x, std::size_t n, const double* inv,
+                                 const std::int8_t* zero, int qmin, int qmax, double* acc) noexcept;
+
+  /// Fused per-token path: for each row, finite range -> scale (make_params, symmetric) -> codes ->
+  /// packed bytes at codes + i * out_stride; scales[i]; nan_inf[0..1] += NaN / Inf counts.
+  static void quantize_rows_fused(const float* x, std::size_t rows, std::size_t cols,
+                                  std::size_t row_stride, double clip, int qmin, std::uint8_t* codes,
+                                  std::size_t out_stride, float* scales, std::size_t* nan_inf) noexcept;
+
+  /// Dequantises n packed codes (starting at a byte boundary); element j uses scales[j / group] and
+  /// zeros[j / group] (zeros may be null).
+  static void dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
+                         const std::int8_t* zeros, float* out) noexcept;
+  static void dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
+                         const std::int8_t* zeros, double* out) noexcept;
+};
+
+template <class Arch>
+value_range<float> quant_kernel<Arch>::range(const float* x, std::size_t n) noexcept {
+  return range_impl<float, Arch>(x, n);
+}
+template <class Arch>
+value_range<double> quant_kernel<Arch>::range(const double* x, std::size_t n) noexcept {
+  return range_impl<double, Arch>(x, n);
+}
+
+template <class Arch>
+void quant_kernel<Arch>::quantize_packed(const float* x, std::size_t n, float inv, int zero, int qmin,
+                                         int qmax, std::uint8_t* out) noexcept {
+  quantize_float_span<true, Arch>(x, n, inv, zero, qmin, qmax, false, out);
+}
+template <class Arch>
+void quant_kernel<Arch>::quantize_codes(const float* x, std::size_t n, float inv, int zero, int qmin,
+                                        int qmax, std::int8_t* out) noexcept {
+  quantize_float_span<false, Arch>(x, n, inv, zero, qmin, qmax, false, out);
+}
+template <class Arch>
+void quant_kernel<Arch>::quantize_codes(const double* x, std::size_t n, double inv, int zero, int qmin,
+                                        int qmax, std::int8_t* out) noexcept {
+  // Offline (weights) path: double lanes would need int64 -> int8 narrowing; the scalar loop is exact.
+  const auto lo = static_cast<double>(qmin - zero), hi = static_cast<double>(qmax - zero);
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = static_cast<std::int8_t>(quantize_one<double, Arch>(x[i], inv, lo, hi) + zero);
+}
+
+template <class Arch>
+double quant_kernel<Arch>::clip_error(const float* x, std::size_t n, float inv, int zero, int qmin,
+                                      int qmax) noexcept {
+  return clip_error_impl<float, Arch>(x, n, inv, zero, qmin, qmax);
+}
+template <class Arch>
+double quant_kernel<Arch>::clip_error(const double* x, std::size_t n, double inv, int zero, int qmin,
+                                      int qmax) noexcept {
+  return clip_error_impl<double, Arch>(x, n, inv, zero, qmin, qmax);
+}
+
+// Per-column kernels: element-wise loops (the compiler vectorises them with the TU's flags); each
+// column's arithmetic is sequential over rows, so the result does not depend on the path.
+template <class T, class Arch>
+void column_range_impl(const T* x, std::size_t n, T* lo, T* hi, std::size_t* nan_inf) noexcept {
+  constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
+  for (std::size_t j = 0; j < n; ++j) {
+    const T v = std::fabs(x[j]) <= finite_limit ? x[j] : T(0);
+    lo[j] = v < lo[j] ? v : lo[j];
+    hi[j] = v > hi[j] ? v : hi[j];
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    if (x[j] != x[j])
+      ++nan_inf[0];
+    else if (!(std::fabs(x[j]) <= finite_limit))
+      ++nan_inf[1];
+  }
+}
+template <class Arch>
+void quant_kernel<Arch>::column_range(const float* x, std::size_t n, float* lo, float* hi,
+                                      std::size_t* nan_inf) noexcept {
+  column_range_impl<float, Arch>(x, n, lo, hi, nan_inf);
+}
+template <class Arch>
+void quant_kernel<Arch>::column_range(const double* x, std::size_t n, double* lo, double* hi,
+                                      std::size_t* nan_inf) noexcept {
+  column_range_impl<double, Arch>(x, n, lo, hi, nan_inf);
+}
+
+template <class T, class Arch>
+void quantize_columns_impl(const T* x, std::size_t n, const T* inv, const std::int8_t* zero, int qmin,
+                           int qmax, std::int8_t* out) noexcept {
+  for (std::size_t j = 0; j < n; ++j) {
+    const int z = zero == nullptr ? 0 : zero[j];
+    out[j] = static_cast<std::int8_t>(
+        quantize_one<T, Arch>(x[j], inv[j], static_cast<T>(qmin - z), static_cast<T>(qmax - z)) + z);
+  }
+}
+template <class Arch>
+void quant_kernel<Arch>::quantize_columns(const float* x, std::size_t n, const float* inv,
+                                          const std::int8_t* zero, int qmin, int qmax,
+                                          std::int8_t* out) noexcept {
+  quantize_columns_impl<float, Arch>(x, n, inv, zero, qmin, qmax, out);
+}
+template <class Arch>
+void quant_kernel<Arch>::quantize_columns(const double* x, std::size_t n, const double* inv,
+                                          const std::int8_t* zero, int qmin, int qmax,
+                                          std::int8_t* out) noexcept {
+  quantize_columns_impl<double, Arch>(x, n, inv, zero, qmin, qmax, out);
+}
+
+template <class T, class Arch>
+void clip_error_columns_impl(const T* x, std::size_t n, const T* inv, const std::int8_t* zero, int qmin,
+                             int qmax, double* acc) noexcept {
+  constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
+  for (std::size_t j = 0; j < n; ++j) {
+    const int z = zero == nullptr ? 0 : zero[j];
+    const auto lo = static_cast<T>(qmin - z), hi = static_cast<T>(qmax - z);
+    T y = std::fabs(x[j]) <= finite_limit ? x[j] * inv[j] : T(0);
+    no_contract<Arch>(y);
+    const T c = y < lo ? lo : (y > hi ? hi : y);
+    const auto u = static_cast<double>(y - round_even_small<Arch>(c));
+    double u2 = u * u;
+    no_contract<Arch>(u2);
+    acc[j] += u2;
+  }
+}
+template <class Arch>
+void quant_kernel<Arch>::clip_error_columns(const float* x, std::size_t n, const float* inv,
+                                            const std::int8_t* zero, int qmin, int qmax,
+                                            double* acc) noexcept {
+  clip_error_columns_impl<float, Arch>(x, n, inv, zero, qmin, qmax, acc);
+}
+template <class Arch>
+void quant_kernel<Arch>::clip_error_columns(const double* x, std::size_t n, const double* inv,
+                                            const std::int8_t* zero, int qmin, int qmax,
+                                            double* acc) noexcept {
+  clip_error_columns_impl<double, Arch>(x, n, inv, zero, qmin, qmax, acc);
+}
+
+template <class Arch>
+void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, std::size_t cols,
+                                             std::size_t row_stride, double clip, int qmin,
+                                             std::uint8_t* codes, std::size_t out_stride, float* scales,
+                                             std::size_t* nan_inf) noexcept {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const float* row = x + i * row_stride;
+    // Pass 1 reads the row from memory; pass 2 finds it in L1/L2 (a 4096-float row is 16 KiB).
+    const value_range<float> r = range_impl<float, Arch>(row, cols);
+    const quant_params p = make_params<Arch>(r.lo, r.hi, clip, qmin, 7, false);
+    scales[i] = p.scale;
+    nan_inf[0] += r.nan_count;
+    nan_inf[1] += r.inf_count;
+    const bool clean = r.nan_count == 0 && r.inf_count == 0;
+    quantize_float_span<true, Arch>(row, cols, inverse_scale<float, Arch>(p.scale), 0, qmin, 7, clean,
+                                    codes + i * out_stride);
+  }
+}
+
+template <class Arch>
+void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,
+                                    const float* scales, const std::int8_t* zeros, float* out) noexcept {
+  dequantize_float<Arch>(codes, n, group, scales, zeros, out);
+}
+template <class Arch>
+void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,
+                                    const float* scales, const std::int8_t* zeros, double* out) noexcept {
+  // The double output is an offline path; (q - z) * s is exact in double anyway.
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t g = j / group;
+    const int z = zeros == nullptr ? 0 : zeros[g];
+    out[j] = static_cast<double>(code_of<Arch>(codes[j / 2] >> (4 * (j % 2))) - z) *
+             static_cast<double>(scales[g]);
+  }
+}
+
+SINGLEQUANT_EXTERN_KERNEL(quant_kernel)
+
+}  // namespace detail
+SINGLEQUANT_END_NAMESPACE
+
+#if defined(__GNUC__) && !defined(__clang__)
+#  pragma GCC diagnostic pop
+#endif
+
+#endif  // SINGLEQUANT_DETAIL_QUANT_KERNELS_HPP

@@ -1,0 +1,413 @@
+// singlequant/quant.hpp - INT4 quantisers (W4A4), dequantisation, error metrics, the fused
+// per-token quantise + pack kernel. The storage format (packed_int4, layouts, converters) is in
+// int4.hpp, which this header includes.
+//
+// Conventions (method.md Part A item 6):
+//   * Symmetric: x ~ code * scale. symmetric7 grid: codes -7..7, scale = clip * absmax / 7.
+//     full8 grid: codes -8..7, scale = clip * m / -8 with m the signed finite value of largest
+//     magnitude (ties: the negative one), so m lands exactly on code -8 and the scale is negative
+//     when m > 0 (ggml Q4_0's choice; the full grid then has 8 steps on m's side).
+//   * Asymmetric: x ~ (code - zero) * scale, scale = clip (hi - lo) / (qmax - qmin) > 0 over the
+//     range [lo, hi] of the finite values together with 0 (so 0 is exact), zero = rne(qmin - clip lo / scale).
+//   * code = clamp(rne(x * (1 / scale)) + zero, qmin, qmax): round half to even, computed in the
+//     input's precision with the float scale that is stored (dequantise(quantise(x)) is what you get).
+//     For elements inside the clip range (x / scale within [qmin - zero - 1/2, qmax - zero + 1/2])
+//     |x - dequantised| <= |scale| / 2 (up to one rounding of x * (1 / scale)).
+//   * Bad values: NaN -> the zero code (0, or the zero point), counted in quant_report::nan_count;
+//     +-Inf (and, for double input, |x| > FLT_MAX) -> the extreme code of its sign, counted in
+//     inf_count; neither enters the scale. A group with no finite non-zero value (all zero, all
+//     NaN, ...) or whose scale would be a float subnormal gets scale 0 and every code equal to the
+//     zero point: it dequantises to exact zeros. No float-to-int conversion ever sees NaN or an
+//     out-of-range value.
+#ifndef SINGLEQUANT_QUANT_HPP
+#define SINGLEQUANT_QUANT_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "config.hpp"
+#include "detail/quant_kernels.hpp"
+#include "int4.hpp"
+#include "simd.hpp"
+#include "view.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+
+/// How to quantise a matrix. Defaults: symmetric7, per row, clip 1, no search.
+struct quant_config {
+  int4_grid grid = int4_grid::symmetric7;
+  granularity gran = granularity::per_row;
+  /// Elements per group along a row for per_group (must divide cols); ignored otherwise.
+  std::size_t group_size = 0;
+  /// The range used for the scale is clip_ratio times the observed one, 0 < clip_ratio <= 1
+  /// (QuaRot uses 0.9 for activations). Ignored when mse_clip_search is on.
+  double clip_ratio = 1.0;
+  /// Zero points (asymmetric grid over [min(x, 0), max(x, 0)]) instead of symmetric codes.
+  bool asymmetric = false;
+  /// Per scale group, pick the clip ratio among 1, 1 - step, ..., down to clip_search_min that
+  /// minimises sum (x - dequantised)^2 (ties: the larger ratio). 51 candidates by default.
+  bool mse_clip_search = false;
+  double clip_search_min = 0.5;
+  double clip_search_step = 0.01;
+};
+
+/// What a quantisation saw. Counts add up over calls when the same report is passed again.
+struct quant_report {
+  std::size_t nan_count = 0;         ///< NaN elements (coded as the zero code)
+  std::size_t inf_count = 0;         ///< +-Inf elements (or |x| > FLT_MAX for double), clamped
+  std::size_t zero_scale_count = 0;  ///< scale groups with scale 0 (no finite non-zero value)
+  std::size_t scale_count = 0;       ///< scale groups quantised
+  double clip_ratio_sum = 0;         ///< sum of the clip ratios used, one per scale group
+  /// Mean clip ratio over the scale groups (the search result's average), 0 if none.
+  [[nodiscard]] double mean_clip_ratio() const noexcept {
+    return scale_count == 0 ? 0.0 : clip_ratio_sum / static_cast<double>(scale_count);
+  }
+};
+
+namespace detail {
+
+inline void check_config(const quant_config& cfg, std::size_t cols, std::string_view function) {
+  check(cfg.gran != granularity::per_group || (cfg.group_size > 0 && cols % cfg.group_size == 0),
+        function, "group size ", cfg.group_size, " does not divide the row length ", cols,
+        " (no tail rule: pick a divisor)");
+  check(cfg.clip_ratio > 0 && cfg.clip_ratio <= 1, function, "clip ratio ", cfg.clip_ratio,
+        " is outside (0, 1]");
+  if (cfg.mse_clip_search) {
+    check(cfg.clip_search_min > 0 && cfg.clip_search_min <= 1 && cfg.clip_search_step > 0 &&
+              (1 - cfg.clip_search_min) / cfg.clip_search_step < 10000,
+          function, "clip search from 1 down to ", cfg.clip_search_min, " in steps of ",
+          cfg.clip_search_step, " is not a grid of 1..10000 ratios in (0, 1]");
+  }
+}
+
+/// The clip-search candidates 1, 1 - step, ... >= min (or {clip_ratio} without search).
+inline std::vector<double> clip_candidates(const quant_config& cfg) {
+  if (!cfg.mse_clip_search) return {cfg.clip_ratio};
+  const auto steps = static_cast<std::size_t>((1 - cfg.clip_search_min) / cfg.clip_search_step + 1e-9);
+  std::vector<double> ratios(steps + 1);
+  for (std::size_t k = 0; k <= steps; ++k) ratios[k] = 1.0 - static_cast<double>(k) * cfg.clip_search_step;
+  return ratios;
+}
+
+/// Packs int8 codes (known to be in range) into the canonical layout.
+inline void pack_codes_unchecked(const std::int8_t* codes, std::size_t n, std::uint8_t* out) noexcept {
+  for (std::size_t k = 0; k < n / 2; ++k)
+    out[k] = static_cast<std::uint8_t>(to_nibble(codes[2 * k]) | to_nibble(codes[2 * k + 1]) << 4);
+  if (n % 2 != 0) out[n / 2] = to_nibble(codes[n - 1]);
+}
+
+/// A scale group of per_tensor / per_row / per_group: the segment [col0, col0 + len) of rows
+/// [row0, row0 + nrows).
+struct segment_group {
+  std::size_t row0, nrows, col0, len;
+};
+
+template <class T, class Kernel>
+void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_int4& q,
+                       quant_report& report) {
+  const std::size_t rows = x.rows(), cols = x.cols();
+  const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
+  const std::vector<double> ratios = clip_candidates(cfg);
+  // Scale groups in the order of q.scales().
+  std::vector<segment_group> groups;
+  if (cfg.gran == granularity::per_tensor) {
+    groups.push_back({0, rows, 0, cols});
+  } else if (cfg.gran == granularity::per_row) {
+    for (std::size_t i = 0; i < rows; ++i) groups.push_back({i, 1, 0, cols});
+  } else {
+    for (std::size_t i = 0; i < rows; ++i)
+      for (std::size_t j = 0; j < cols; j += cfg.group_size) groups.push_back({i, 1, j, cfg.group_size});
+  }
+  std::vector<std::int8_t> row_codes(cols);
+  std::vector<std::uint8_t> byte_codes;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const segment_group& s = groups[g];
+    T lo = 0, hi = 0;
+    for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i) {
+      const auto r = Kernel::range(x.row(i).data() + s.col0, s.len);
+      lo = r.lo < lo ? r.lo : lo;
+      hi = r.hi > hi ? r.hi : hi;
+      report.nan_count += r.nan_count;
+      report.inf_count += r.inf_count;
+    }
+    // Clip: the candidate with the least squared error, s^2 sum (x / s - r)^2 (ties: the first).
+    quant_params best = make_params(lo, hi, ratios[0], qmin, qmax, cfg.asymmetric);
+    double best_ratio = ratios[0];
+    if (ratios.size() > 1 && best.scale != 0.0f) {
+      double best_error = std::numeric_limits<double>::infinity();
+      for (const double ratio : ratios) {
+        const quant_params p = make_params(lo, hi, ratio, qmin, qmax, cfg.asymmetric);
+        if (p.scale == 0.0f) continue;
+        double error = 0;
+        for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i)
+          error += Kernel::clip_error(x.row(i).data() + s.col0, s.len, inverse_scale<T, void>(p.scale),
+                                      p.zero, qmin, qmax);
+        error *= static_cast<double>(p.scale) * static_cast<double>(p.scale);
+        if (error < best_error) {
+          best_error = error;
+          best = p;
+          best_ratio = ratio;
+        }
+      }
+    }
+    q.scales()[g] = best.scale;
+    if (cfg.asymmetric) q.zero_points()[g] = static_cast<std::int8_t>(best.zero);
+    report.zero_scale_count += best.scale == 0.0f ? 1u : 0u;
+    report.clip_ratio_sum += best_ratio;
+    ++report.scale_count;
+    // Codes: float input with byte-aligned groups packs directly; otherwise int8 codes, then pack.
+    const T inv = inverse_scale<T, void>(best.scale);
+    for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i) {
+      const T* src = x.row(i).data() + s.col0;
+      std::uint8_t* dst = q.row_codes(i).data();
+      if constexpr (std::is_same_v<T, float>) {
+        if (s.col0 % 2 == 0 && (s.len % 2 == 0 || s.col0 + s.len == cols)) {
+          Kernel::quantize_packed(src, s.len, inv, best.zero, qmin, qmax, dst + s.col0 / 2);
+          continue;
+        }
+      }
+      Kernel::quantize_codes(src, s.len, inv, best.zero, qmin, qmax, row_codes.data());
+      // Merge the segment's nibbles into the row (segments of odd length share bytes).
+      for (std::size_t j = 0; j < s.len; ++j) {
+        const std::size_t e = s.col0 + j;
+        const auto shift = static_cast<unsigned>(4 * (e % 2));
+        dst[e / 2] = static_cast<std::uint8_t>((dst[e / 2] & ~(0xFu << shift)) | to_nibble(row_codes[j]) << shift);
+      }
+    }
+  }
+}
+
+template <class T, class Kernel>
+void quantize_columns(matrix_view<const T> x, const quant_config& cfg, packed_int4& q,
+                      quant_report& report) {
+  const std::size_t rows = x.rows(), cols = x.cols();
+  const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
+  const std::vector<double> ratios = clip_candidates(cfg);
+  std::vector<T> lo(cols, T(0)), hi(cols, T(0)), inv(cols);
+  std::size_t nan_inf[2] = {0, 0};
+  for (std::size_t i = 0; i < rows; ++i) Kernel::column_range(x.row(i).data(), cols, lo.data(), hi.data(), nan_inf);
+  report.nan_count += nan_inf[0];
+  report.inf_count += nan_inf[1];
+  std::vector<quant_params> best(cols);
+  std::vector<double> best_ratio(cols, ratios[0]);
+  for (std::size_t j = 0; j < cols; ++j) best[j] = make_params(lo[j], hi[j], ratios[0], qmin, qmax, cfg.asymmetric);
+  if (ratios.size() > 1) {
+    std::vector<double> best_error(cols, std::numeric_limits<double>::infinity()), error(cols);
+    std::vector<std::int8_t> zero(cols);
+    std::vector<quant_params> p(cols);
+    for (const double ratio : ratios) {
+      for (std::size_t j = 0; j < cols; ++j) {
+        p[j] = make_params(lo[j], hi[j], ratio, qmin, qmax, cfg.asymmetric);
+        inv[j] = inverse_scale<T, void>(p[j].scale);
+        zero[j] = static_cast<std::int8_t>(p[j].zero);
+        error[j] = 0;
+      }
+      for (std::size_t i = 0; i < rows; ++i)
+        Kernel::clip_error_columns(x.row(i).data(), cols, inv.data(), zero.data(), qmin, qmax, error.data());
+      for (std::size_t j = 0; j < cols; ++j) {
+        if (p[j].scale == 0.0f || best[j].scale == 0.0f) continue;
+        const double e = error[j] * static_cast<double>(p[j].scale) * static_cast<double>(p[j].scale);
+        if (e < best_error[j]) {
+          best_error[j] = e;
+          best[j] = p[j];
+          best_ratio[j] = ratio;
+        }
+      }
+    }
+  }
+  std::vector<std::int8_t> zero(cols), codes(cols);
+  for (std::size_t j = 0; j < cols; ++j) {
+    q.scales()[j] = best[j].scale;
+    zero[j] = static_cast<std::int8_t>(best[j].zero);
+    if (cfg.asymmetric) q.zero_points()[j] = zero[j];
+    inv[j] = inverse_scale<T, void>(best[j].scale);
+    report.zero_scale_count += best[j].scale == 0.0f ? 1u : 0u;
+    report.clip_ratio_sum += best_ratio[j];
+  }
+  report.scale_count += cols;
+  for (std::size_t i = 0; i < rows; ++i) {
+    Kernel::quantize_columns(x.row(i).data(), cols, inv.data(), zero.data(), qmin, qmax, codes.data());
+    pack_codes_unchecked(codes.data(), cols, q.row_codes(i).data());
+  }
+}
+
+}  // namespace detail
+
+/// Quantises x (rows x cols, float or double) into a packed INT4 tensor with cfg's grid,
+/// granularity, clip and zero points (see the file comment for the exact formulas).
+/// Errors: a group size that does not divide cols, clip ratio outside (0, 1], a bad search grid.
+/// Example: auto q = quantize(matrix_view<const float>(w.data(), 256, 512), {.gran = granularity::per_group, .group_size = 128});
+template <class T>
+  requires std::is_floating_point_v<T>
+[[nodiscard]] packed_int4 quantize(matrix_view<const T> x, const quant_config& cfg,
+                                   quant_report* report = nullptr) {
+  detail::check_config(cfg, x.cols(), "quantize");
+  packed_int4 q(x.rows(), x.cols(), cfg.gran, cfg.group_size, cfg.grid, cfg.asymmetric);
+  if (x.empty()) return q;
+  quant_report local;
+  detail::dispatch([&](auto arch) {
+    using kernel = detail::quant_kernel<decltype(arch)>;
+    if (cfg.gran == granularity::per_column)
+      detail::quantize_columns<T, kernel>(x, cfg, q, local);
+    else
+      detail::quantize_segments<T, kernel>(x, cfg, q, local);
+  });
+  if (report != nullptr) {
+    report->nan_count += local.nan_count;
+    report->inf_count += local.inf_count;
+    report->zero_scale_count += local.zero_scale_count;
+    report->scale_count += local.scale_count;
+    report->clip_ratio_sum += local.clip_ratio_sum;
+  }
+  return q;
+}
+template <class T>
+  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+[[nodiscard]] packed_int4 quantize(matrix_view<T> x, const quant_config& cfg, quant_report* report = nullptr) {
+  return quantize(matrix_view<const T>(x), cfg, report);
+}
+
+/// out(i, j) = (code(i, j) - zero_point) * scale, computed in float and stored as T (exact for
+/// float; for double the product is formed in double). Error (nothing written): shape mismatch.
+template <class T>
+  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+void dequantize(const packed_int4& q, matrix_view<T> out) {
+  detail::check(out.rows() == q.rows() && out.cols() == q.cols(), "dequantize", "destination is ",
+                out.rows(), " x ", out.cols(), ", tensor is ", q.rows(), " x ", q.cols());
+  if (q.rows() == 0 || q.cols() == 0) return;
+  const std::size_t cols = q.cols();
+  const std::int8_t* zeros = q.has_zero_points() ? q.zero_points().data() : nullptr;
+  detail::dispatch([&](auto arch) {
+    using kernel = detail::quant_kernel<decltype(arch)>;
+    for (std::size_t i = 0; i < q.rows(); ++i) {
+      std::size_t group = cols, first = 0;  // scale index of the row's first element
+      switch (q.gran()) {
+        case granularity::per_tensor: break;
+        case granularity::per_row: first = i; break;
+        case granularity::per_column: group = 1; break;
+        case granularity::per_group:
+          group = q.group_size();
+          first = i * (cols / group);
+          break;
+      }
+      kernel::dequantize(q.row_codes(i).data(), cols, group, q.scales().data() + first,
+                         zeros == nullptr ? nullptr : zeros + first, out.row(i).data());
+    }
+  });
+}
+
+/// Quantise then dequantise: out = dequantize(quantize(x, cfg)), for measuring quantisation error.
+/// out may alias x (x is read completely before out is written). Errors: as quantize, and a shape
+/// mismatch between x and out (nothing written).
+template <class T>
+  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+void fake_quantize(std::type_identity_t<matrix_view<const T>> x, matrix_view<T> out,
+                   const quant_config& cfg, quant_report* report = nullptr) {
+  detail::check(out.rows() == x.rows() && out.cols() == x.cols(), "fake_quantize", "destination is ",
+                out.rows(), " x ", out.cols(), ", input is ", x.rows(), " x ", x.cols());
+  const packed_int4 q = quantize(x, cfg, report);
+  dequantize(q, out);
+}
+
+/// Mean squared error sum (reference - approx)^2 / (rows cols), accumulated in double; 0 for an
+/// empty matrix; NaN if any element is NaN. Error: shape mismatch.
+template <class T>
+  requires std::is_floating_point_v<T>
+[[nodiscard]] double mse(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
+  detail::check(reference.rows() == approx.rows() && reference.cols() == approx.cols(), "mse",
+                "shapes differ: ", reference.rows(), " x ", reference.cols(), " vs ", approx.rows(),
+                " x ", approx.cols());
+  if (reference.empty()) return 0.0;
+  double sum = 0;
+  for (std::size_t i = 0; i < reference.rows(); ++i)
+    for (std::size_t j = 0; j < reference.cols(); ++j) {
+      const double d = static_cast<double>(reference(i, j)) - static_cast<double>(approx(i, j));
+      sum += d * d;
+    }
+  return sum / static_cast<double>(reference.size());
+}
+template <class T>
+  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+[[nodiscard]] double mse(matrix_view<T> reference, matrix_view<T> approx) {
+  return mse(matrix_view<const T>(reference), matrix_view<const T>(approx));
+}
+
+/// Signal-to-quantisation-noise ratio in dB: 10 log10(sum reference^2 / sum (reference - approx)^2),
+/// in double. +Inf when approx == reference exactly (including an all-zero or empty reference);
+/// -Inf when the reference is all zero but approx is not; NaN if any element is NaN.
+/// Error: shape mismatch.
+template <class T>
+  requires std::is_floating_point_v<T>
+[[nodiscard]] double sqnr_db(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
+  detail::check(reference.rows() == approx.rows() && reference.cols() == approx.cols(), "sqnr_db",
+                "shapes differ: ", reference.rows(), " x ", reference.cols(), " vs ", approx.rows(),
+                " x ", approx.cols());
+  double signal = 0, noise = 0;
+  for (std::size_t i = 0; i < reference.rows(); ++i)
+    for (std::size_t j = 0; j < reference.cols(); ++j) {
+      const auto r = static_cast<double>(reference(i, j));
+      const double d = r - static_cast<double>(approx(i, j));
+      signal += r * r;
+      noise += d * d;
+    }
+  if (signal != signal || noise != noise) return std::numeric_limits<double>::quiet_NaN();
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  if (signal == 0) return -std::numeric_limits<double>::infinity();
+  return 10.0 * std::log10(signal / noise);
+}
+template <class T>
+  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+[[nodiscard]] double sqnr_db(matrix_view<T> reference, matrix_view<T> approx) {
+  return sqnr_db(matrix_view<const T>(reference), matrix_view<const T>(approx));
+}
+
+/// The online per-token path in one call, reading each float once from memory: for every row,
+/// finite absmax (and sign, for full8) -> scale (symmetric, clip_ratio, grid as in the file
+/// comment) -> codes (round half to even, clamp) -> packed nibbles.
+/// codes_out receives rows * row_bytes(cols) bytes (row i at i * row_bytes(cols), canonical layout)
+/// and scales_out rows floats. Bytes equal quantize(x, {grid, per_row, 0, clip_ratio}) exactly.
+/// Errors (nothing written): codes_out or scales_out too small, clip ratio outside (0, 1].
+inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8_t> codes_out,
+                                std::span<float> scales_out, double clip_ratio, int4_grid grid,
+                                quant_report* report = nullptr) {
+  const std::size_t bytes_per_row = row_bytes(x.cols());
+  std::size_t needed = 0;
+  detail::check(!detail::multiply_overflows(x.rows(), bytes_per_row, needed) && codes_out.size() >= needed,
+                "quantize_rows_fused", "codes_out has ", codes_out.size(), " bytes, ", x.rows(), " x ",
+                x.cols(), " codes need ", needed);
+  detail::check(scales_out.size() >= x.rows(), "quantize_rows_fused", "scales_out has ",
+                scales_out.size(), " floats, ", x.rows(), " rows need one each");
+  detail::check(clip_ratio > 0 && clip_ratio <= 1, "quantize_rows_fused", "clip ratio ", clip_ratio,
+                " is outside (0, 1]");
+  if (x.rows() == 0) return;
+  std::size_t nan_inf[2] = {0, 0};
+  detail::dispatch([&](auto arch) {
+    detail::quant_kernel<decltype(arch)>::quantize_rows_fused(
+        x.data(), x.rows(), x.cols(), x.row_stride(), clip_ratio, grid_min(grid), codes_out.data(),
+        bytes_per_row, scales_out.data(), nan_inf);
+  });
+  if (report != nullptr) {
+    report->nan_count += nan_inf[0];
+    report->inf_count += nan_inf[1];
+    for (std::size_t i = 0; i < x.rows(); ++i) report->zero_scale_count += scales_out[i] == 0.0f ? 1u : 0u;
+    report->scale_count += x.rows();
+    report->clip_ratio_sum += clip_ratio * static_cast<double>(x.rows());
+  }
+}
+
+/// quantize_rows_fused into a new per_row packed tensor.
+[[nodiscard]] inline packed_int4 quantize_rows_fused(matrix_view<const float> x, double clip_ratio,
+                                                     int4_grid grid, quant_report* report = nullptr) {
+  packed_int4 q(x.rows(), x.cols(), granularity::per_row, 0, grid, false);
+  quantize_rows_fused(x, q.codes(), q.scales(), clip_ratio, grid, report);
+  return q;
+}
+
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_QUANT_HPP
