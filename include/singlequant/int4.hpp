@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -43,6 +44,27 @@ enum class int4_grid { symmetric7, full8 };
 /// rows of W); per_column: each column; per_group: each run of group_size consecutive elements of a
 /// row (group_size must divide cols).
 enum class granularity { per_tensor, per_row, per_column, per_group };
+
+namespace detail {
+/// Allocator of 64-byte aligned storage (packed rows start on cache lines when row_bytes is a
+/// multiple of 64, which lets kernels use aligned and non-temporal stores).
+template <class T>
+struct cache_aligned_allocator {
+  using value_type = T;
+  static constexpr std::align_val_t alignment{64};
+  cache_aligned_allocator() = default;
+  template <class U>
+  constexpr cache_aligned_allocator(const cache_aligned_allocator<U>&) noexcept {}  // NOLINT
+  [[nodiscard]] T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), alignment));
+  }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
+  template <class U>
+  friend constexpr bool operator==(const cache_aligned_allocator&, const cache_aligned_allocator<U>&) noexcept {
+    return true;
+  }
+};
+}  // namespace detail
 
 /// Smallest and largest code of a grid.
 [[nodiscard]] constexpr int grid_min(int4_grid grid) noexcept {
@@ -160,7 +182,7 @@ class packed_int4 {
     return 0;
   }
 
-  /// All codes, rows * row_bytes() bytes in the canonical layout.
+  /// All codes, rows * row_bytes() bytes in the canonical layout (64-byte aligned storage).
   [[nodiscard]] std::span<std::uint8_t> codes() noexcept { return codes_; }
   [[nodiscard]] std::span<const std::uint8_t> codes() const noexcept { return codes_; }
   /// The row_bytes() bytes of row i (unchecked in release builds).
@@ -211,7 +233,7 @@ class packed_int4 {
   std::size_t group_size_ = 0;
   granularity gran_ = granularity::per_row;
   int4_grid grid_ = int4_grid::symmetric7;
-  std::vector<std::uint8_t> codes_;
+  std::vector<std::uint8_t, detail::cache_aligned_allocator<std::uint8_t>> codes_;  // 64-byte aligned
   std::vector<float> scales_;
   std::vector<std::int8_t> zero_points_;
 };

@@ -318,9 +318,54 @@ void quantize_float_span(const float* x, std::size_t n, float inv, int zero, int
   }
 }
 
-/// value_range of n elements (see value_range).
+/// AVX-512 fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0):
+/// 128 floats per step -> 64 bytes. Clamping after the saturating int32 -> int8 packs equals
+/// clamping before rounding (the bounds are integers), so the bytes match quantize_one exactly.
+/// Prefetches the same span of next_row (if any), so the memory read of the next row overlaps this
+/// pass; stream = non-temporal stores (out must be 64-byte aligned). Returns the elements done.
+template <class Arch>
+std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, int qmin, int qmax,
+                                      std::uint8_t* out, const float* next_row, bool stream) noexcept {
+  std::size_t i = 0;
+#if SINGLEQUANT_X86
+  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
+    const __m512 inv_v = _mm512_set1_ps(inv);
+    const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(qmin)), hi8 = _mm512_set1_epi8(static_cast<char>(qmax));
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    const __m512i weights = _mm512_set1_epi16(0x1001);  // bytes {1, 16}: lo + 16 hi per 16-bit lane
+    // After the packs, lane L of each register holds elements 4L..4L+3 of its eight source batches;
+    // word 8L + b of the packed bytes covers elements 16b + 4L .. +3, which belong at word 4b + L.
+    const __m512i order = _mm512_set_epi16(31, 23, 15, 7, 30, 22, 14, 6, 29, 21, 13, 5, 28, 20, 12, 4,
+                                           27, 19, 11, 3, 26, 18, 10, 2, 25, 17, 9, 1, 24, 16, 8, 0);
+    auto code = [&](const float* p) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv_v)); };
+    auto nibbles = [&](__m512i a, __m512i b, __m512i c, __m512i d) {
+      const __m512i p = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+      const __m512i clamped = _mm512_max_epi8(_mm512_min_epi8(p, hi8), lo8);
+      return _mm512_maddubs_epi16(_mm512_and_si512(clamped, low_nibbles), weights);
+    };
+    const bool aligned = reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+    for (; i + 128 <= n; i += 128) {
+      if (next_row != nullptr)
+        for (std::size_t k = 0; k < 128; k += 16) _mm_prefetch(reinterpret_cast<const char*>(next_row + i + k), _MM_HINT_T0);
+      const float* p = x + i;
+      const __m512i r0 = nibbles(code(p), code(p + 16), code(p + 32), code(p + 48));
+      const __m512i r1 = nibbles(code(p + 64), code(p + 80), code(p + 96), code(p + 112));
+      const __m512i bytes = _mm512_permutexvar_epi16(order, _mm512_packus_epi16(r0, r1));
+      if (stream && aligned)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i / 2), bytes);
+      else
+        _mm512_storeu_si512(out + i / 2, bytes);
+    }
+  }
+#endif
+  static_cast<void>(x), static_cast<void>(inv), static_cast<void>(qmin), static_cast<void>(qmax);
+  static_cast<void>(out), static_cast<void>(next_row), static_cast<void>(stream);
+  return i;
+}
+
+/// value_range of n elements, robust to NaN / Inf (blends them out of the min / max).
 template <class T, class Arch>
-value_range<T> range_impl(const T* x, std::size_t n) noexcept {
+value_range<T> range_robust(const T* x, std::size_t n) noexcept {
   constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
   value_range<T> r;
   bool nonfinite = false;
@@ -368,6 +413,50 @@ value_range<T> range_impl(const T* x, std::size_t n) noexcept {
     }
   }
   return r;
+}
+
+/// value_range of n elements (see value_range). The SIMD loop keeps plain min / max plus a probe
+/// sum of x * 0, which turns NaN on any NaN or Inf: rows with such values (rare) are redone by
+/// range_robust, so the common path costs three operations per batch.
+template <class T, class Arch>
+value_range<T> range_impl(const T* x, std::size_t n) noexcept {
+  if constexpr (simd::is_scalar_v<Arch>) {
+    return range_robust<T, Arch>(x, n);
+  } else {
+    constexpr T finite_limit = static_cast<T>(std::numeric_limits<float>::max());
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    const batch zero(T(0));
+    batch lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero, probe0 = zero, probe1 = zero;
+    std::size_t i = 0;
+    for (; i + 2 * lanes <= n; i += 2 * lanes) {
+      const batch a = batch::load_unaligned(x + i), b = batch::load_unaligned(x + i + lanes);
+      lo0 = xsimd::min(lo0, a);
+      hi0 = xsimd::max(hi0, a);
+      lo1 = xsimd::min(lo1, b);
+      hi1 = xsimd::max(hi1, b);
+      probe0 = xsimd::fma(a, zero, probe0);
+      probe1 = xsimd::fma(b, zero, probe1);
+    }
+    const batch probe = probe0 + probe1;
+    if (xsimd::any(probe != probe)) return range_robust<T, Arch>(x, n);
+    value_range<T> r;
+    alignas(64) T lo_lanes[lanes], hi_lanes[lanes];
+    xsimd::min(lo0, lo1).store_aligned(lo_lanes);
+    xsimd::max(hi0, hi1).store_aligned(hi_lanes);
+    for (std::size_t k = 0; k < lanes; ++k) {
+      r.lo = lo_lanes[k] < r.lo ? lo_lanes[k] : r.lo;
+      r.hi = hi_lanes[k] > r.hi ? hi_lanes[k] : r.hi;
+    }
+    for (; i < n; ++i) {
+      r.lo = x[i] < r.lo ? x[i] : r.lo;
+      r.hi = x[i] > r.hi ? x[i] : r.hi;
+      if (!(std::fabs(x[i]) <= finite_limit)) return range_robust<T, Arch>(x, n);
+    }
+    // Finite doubles beyond the float range count as infinities.
+    if (r.hi > finite_limit || r.lo < -finite_limit) return range_robust<T, Arch>(x, n);
+    return r;
+  }
 }
 
 /// Clip-search error of n elements for one candidate, in units of the scale:
@@ -435,33 +524,71 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
   return total + sum16<T, Arch>(lanes16);
 }
 
-/// Dequantises n packed codes with per-group parameters: out_j = (q_j - z_g) * s_g, g = j / group.
+/// Stores a float batch, non-temporally when stream is set (p then aligned to the batch width).
 template <class Arch>
-void dequantize_float(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
-                      const std::int8_t* zeros, float* out) noexcept {
+SINGLEQUANT_INLINE void store_floats(float* p, const xsimd::batch<float, Arch>& v, bool stream) noexcept {
+#if SINGLEQUANT_X86
+  constexpr int4_path path = int4_path_of<Arch>();
+  if (stream) {
+    if constexpr (path == int4_path::avx512bw) {
+      _mm512_stream_ps(p, v);
+      return;
+    } else if constexpr (path == int4_path::avx2) {
+      _mm256_stream_ps(p, v);
+      return;
+    } else if constexpr (path == int4_path::sse2) {
+      _mm_stream_ps(p, v);
+      return;
+    }
+  }
+#endif
+  static_cast<void>(stream);
+  v.store_unaligned(p);
+}
+
+/// Dequantises n packed codes with per-group parameters: out_j = (q_j - z_g) * s_g, g = j / group.
+/// stream: non-temporal stores for groups whose output can be 64-byte aligned by peeling an even
+/// number of elements. Returns whether any non-temporal store was issued (the caller fences).
+template <class Arch>
+bool dequantize_float(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
+                      const std::int8_t* zeros, float* out, bool stream) noexcept {
+  bool streamed = false;
   for (std::size_t j0 = 0, g = 0; j0 < n; j0 += group, ++g) {
     const std::size_t j1 = std::min(n, j0 + group);
     const float s = scales[g];
     const int z = zeros == nullptr ? 0 : zeros[g];
     std::size_t j = j0;
+    auto scalar_until = [&](std::size_t end) {
+      for (; j < end; ++j) out[j] = static_cast<float>(code_of<Arch>(codes[j / 2] >> (4 * (j % 2))) - z) * s;
+    };
     if constexpr (!simd::is_scalar_v<Arch>) {
       using batch = xsimd::batch<float, Arch>;
       using ibatch = xsimd::batch<std::int32_t, Arch>;
       constexpr std::size_t lanes = batch::size;
       if (j0 % 2 == 0) {
+        bool nt = false;
+        if (stream && j1 - j0 >= 64) {
+          const std::size_t misalignment = reinterpret_cast<std::uintptr_t>(out + j0) % 64;
+          const std::size_t peel = misalignment == 0 ? 0 : (64 - misalignment) / sizeof(float);
+          if (misalignment % sizeof(float) == 0 && peel % 2 == 0) {
+            scalar_until(j0 + peel);
+            nt = true;
+          }
+        }
+        streamed = streamed || nt;
         const batch s_b(s);
         const ibatch z_b(z);
         for (; j + 2 * lanes <= j1; j += 2 * lanes) {
           const ibatch q0 = load_codes<Arch>(codes + j / 2) - z_b;
           const ibatch q1 = load_codes<Arch>(codes + j / 2 + lanes / 2) - z_b;
-          (xsimd::to_float(q0) * s_b).store_unaligned(out + j);
-          (xsimd::to_float(q1) * s_b).store_unaligned(out + j + lanes);
+          store_floats<Arch>(out + j, xsimd::to_float(q0) * s_b, nt);
+          store_floats<Arch>(out + j + lanes, xsimd::to_float(q1) * s_b, nt);
         }
       }
     }
-    for (; j < j1; ++j)
-      out[j] = static_cast<float>(code_of<Arch>(codes[j / 2] >> (4 * (j % 2))) - z) * s;
+    scalar_until(j1);
   }
+  return streamed;
 }
 
 template <class Arch>
@@ -495,16 +622,18 @@ struct quant_kernel {
 
   /// Fused per-token path: for each row, finite range -> scale (make_params, symmetric) -> codes ->
   /// packed bytes at codes + i * out_stride; scales[i]; nan_inf[0..1] += NaN / Inf counts.
+  /// stream: write codes with non-temporal stores where possible (large outputs).
   static void quantize_rows_fused(const float* x, std::size_t rows, std::size_t cols,
                                   std::size_t row_stride, double clip, int qmin, std::uint8_t* codes,
-                                  std::size_t out_stride, float* scales, std::size_t* nan_inf) noexcept;
+                                  std::size_t out_stride, float* scales, std::size_t* nan_inf,
+                                  bool stream) noexcept;
 
   /// Dequantises n packed codes (starting at a byte boundary); element j uses scales[j / group] and
-  /// zeros[j / group] (zeros may be null).
+  /// zeros[j / group] (zeros may be null). stream (float only): non-temporal stores where aligned.
   static void dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
-                         const std::int8_t* zeros, float* out) noexcept;
+                         const std::int8_t* zeros, float* out, bool stream) noexcept;
   static void dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group, const float* scales,
-                         const std::int8_t* zeros, double* out) noexcept;
+                         const std::int8_t* zeros, double* out, bool stream) noexcept;
 };
 
 template <class Arch>
@@ -629,29 +758,49 @@ template <class Arch>
 void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, std::size_t cols,
                                              std::size_t row_stride, double clip, int qmin,
                                              std::uint8_t* codes, std::size_t out_stride, float* scales,
-                                             std::size_t* nan_inf) noexcept {
+                                             std::size_t* nan_inf, bool stream) noexcept {
+  bool streamed = false;
   for (std::size_t i = 0; i < rows; ++i) {
     const float* row = x + i * row_stride;
-    // Pass 1 reads the row from memory; pass 2 finds it in L1/L2 (a 4096-float row is 16 KiB).
+    std::uint8_t* out = codes + i * out_stride;
+    // Pass 1 reads the row from memory (prefetched during the previous row's pass 2); pass 2 finds
+    // it in L1 (a 4096-float row is 16 KiB).
     const value_range<float> r = range_impl<float, Arch>(row, cols);
     const quant_params p = make_params<Arch>(r.lo, r.hi, clip, qmin, 7, false);
     scales[i] = p.scale;
     nan_inf[0] += r.nan_count;
     nan_inf[1] += r.inf_count;
+    const float inv = inverse_scale<float, Arch>(p.scale);
     const bool clean = r.nan_count == 0 && r.inf_count == 0;
-    quantize_float_span<true, Arch>(row, cols, inverse_scale<float, Arch>(p.scale), 0, qmin, 7, clean,
-                                    codes + i * out_stride);
+    std::size_t done = 0;
+    // |x * inv| <= max|x| * inv stays far below 2^30 unless the clip ratio is absurdly small.
+    if (clean && static_cast<double>(std::max(r.hi, -r.lo)) * static_cast<double>(inv) < 1e9) {
+      done = quantize_clean_row_avx512<Arch>(row, cols, inv, qmin, 7, out,
+                                             i + 1 < rows ? row + row_stride : nullptr, stream);
+      streamed = streamed || (stream && done > 0);
+    }
+    quantize_float_span<true, Arch>(row + done, cols - done, inv, 0, qmin, 7, clean, out + done / 2);
   }
+#if SINGLEQUANT_X86
+  if (streamed) _mm_sfence();  // order the non-temporal stores before anything the caller does next
+#endif
+  static_cast<void>(streamed);
 }
 
 template <class Arch>
 void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,
-                                    const float* scales, const std::int8_t* zeros, float* out) noexcept {
-  dequantize_float<Arch>(codes, n, group, scales, zeros, out);
+                                    const float* scales, const std::int8_t* zeros, float* out,
+                                    bool stream) noexcept {
+  if (dequantize_float<Arch>(codes, n, group, scales, zeros, out, stream)) {
+#if SINGLEQUANT_X86
+    _mm_sfence();
+#endif
+  }
 }
 template <class Arch>
 void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,
-                                    const float* scales, const std::int8_t* zeros, double* out) noexcept {
+                                    const float* scales, const std::int8_t* zeros, double* out,
+                                    bool) noexcept {
   // The double output is an offline path; (q - z) * s is exact in double anyway.
   for (std::size_t j = 0; j < n; ++j) {
     const std::size_t g = j / group;
