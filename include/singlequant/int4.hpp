@@ -336,9 +336,9 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
                                            std::size_t cols) {
   detail::check(cols % 32 == 0, "from_q4_0", "row length ", cols, " is not a multiple of 32");
   std::size_t elements = 0;
-  detail::check(!detail::multiply_overflows(rows, cols, elements) && blocks.size() == elements / 32,
-                "from_q4_0", rows, " x ", cols, " elements need ", elements / 32, " blocks, got ",
-                blocks.size());
+  const bool overflow = detail::multiply_overflows(rows, cols, elements);
+  detail::check(!overflow && blocks.size() == elements / 32, "from_q4_0", rows, " x ", cols,
+                " elements need ", elements / 32, " blocks, got ", blocks.size());
   packed_int4 q(rows, cols, granularity::per_group, 32, int4_grid::full8, false);
   const std::size_t blocks_per_row = cols / 32;
   for (std::size_t i = 0; i < rows; ++i) {

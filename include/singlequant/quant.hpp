@@ -386,7 +386,8 @@ inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8
                                 quant_report* report = nullptr) {
   const std::size_t bytes_per_row = row_bytes(x.cols());
   std::size_t needed = 0;
-  detail::check(!detail::multiply_overflows(x.rows(), bytes_per_row, needed) && codes_out.size() >= needed,
+  const bool overflow = detail::multiply_overflows(x.rows(), bytes_per_row, needed);
+  detail::check(!overflow && codes_out.size() >= needed,
                 "quantize_rows_fused", "codes_out has ", codes_out.size(), " bytes, ", x.rows(), " x ",
                 x.cols(), " codes need ", needed);
   detail::check(scales_out.size() >= x.rows(), "quantize_rows_fused", "scales_out has ",

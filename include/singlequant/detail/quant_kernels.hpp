@@ -375,7 +375,7 @@ value_range<T> range_robust(const T* x, std::size_t n) noexcept {
     constexpr std::size_t lanes = batch::size;
     const batch zero(T(0)), limit(finite_limit);
     batch lo0 = zero, lo1 = zero, hi0 = zero, hi1 = zero;
-    auto bad = (zero != zero);
+    auto bad = !(zero == zero);
     for (; i + 2 * lanes <= n; i += 2 * lanes) {
       const batch a = batch::load_unaligned(x + i), b = batch::load_unaligned(x + i + lanes);
       const auto fa = xsimd::abs(a) <= limit, fb = xsimd::abs(b) <= limit;  // false for NaN
@@ -416,8 +416,8 @@ value_range<T> range_robust(const T* x, std::size_t n) noexcept {
 }
 
 /// value_range of n elements (see value_range). The SIMD loop keeps plain min / max plus a probe
-/// sum of x * 0, which turns NaN on any NaN or Inf: rows with such values (rare) are redone by
-/// range_robust, so the common path costs three operations per batch.
+/// sum of x - x, which turns NaN on any NaN or Inf: rows with such values (rare) are redone by
+/// range_robust, so the common path costs four cheap operations per batch.
 template <class T, class Arch>
 value_range<T> range_impl(const T* x, std::size_t n) noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
@@ -435,11 +435,12 @@ value_range<T> range_impl(const T* x, std::size_t n) noexcept {
       hi0 = xsimd::max(hi0, a);
       lo1 = xsimd::min(lo1, b);
       hi1 = xsimd::max(hi1, b);
-      probe0 = xsimd::fma(a, zero, probe0);
-      probe1 = xsimd::fma(b, zero, probe1);
+      probe0 += a - a;  // NaN for NaN or +-Inf, else 0 (compilers keep a - a when NaNs are honoured)
+      probe1 += b - b;
     }
     const batch probe = probe0 + probe1;
-    if (xsimd::any(probe != probe)) return range_robust<T, Arch>(x, n);
+    // Not probe != probe: xsimd 8.1's AVX operator!= is an ordered compare (false on NaN).
+    if (!xsimd::all(probe == probe)) return range_robust<T, Arch>(x, n);
     value_range<T> r;
     alignas(64) T lo_lanes[lanes], hi_lanes[lanes];
     xsimd::min(lo0, lo1).store_aligned(lo_lanes);

@@ -1,0 +1,169 @@
+// Every quant_kernel member on this ISA against the scalar path: identical bytes and bits.
+#include <singlequant/detail/quant_kernels.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "../test_support.hpp"
+#include "arch_test.hpp"
+
+using sq_test::scalar_arch;
+using sq_test::test_arch;
+using simd_kernel = singlequant::detail::quant_kernel<test_arch>;
+using scalar_kernel = singlequant::detail::quant_kernel<scalar_arch>;
+
+namespace {
+template <class T>
+std::vector<T> awkward_input(std::size_t n, std::uint64_t seed, int variant) {
+  auto x = sq_test::random_normal<T>(n, seed, 2.0);
+  if (n > 8 && variant == 1) x[n / 3] = std::numeric_limits<T>::quiet_NaN();
+  if (n > 8 && variant == 2) x[n - 2] = -std::numeric_limits<T>::infinity();
+  if (n > 8 && variant == 3) x[1] = T(0.5) + T(1) / T(2);  // exact tie material after scaling
+  return x;
+}
+constexpr std::size_t lengths[] = {0, 1, 3, 16, 31, 64, 127, 128, 129, 255, 1000, 2051, 4096};
+}  // namespace
+
+TEST_CASE_TEMPLATE("quant_kernel::range: SIMD equals scalar", T, float, double) {
+  for (std::size_t n : lengths)
+    for (int variant = 0; variant < 3; ++variant) {
+      const auto x = awkward_input<T>(n, n + 1, variant);
+      const auto a = simd_kernel::range(x.data(), n), b = scalar_kernel::range(x.data(), n);
+      CHECK(a.lo == b.lo);
+      CHECK(a.hi == b.hi);
+      CHECK(a.nan_count == b.nan_count);
+      CHECK(a.inf_count == b.inf_count);
+    }
+}
+
+TEST_CASE("quant_kernel::quantize_packed / quantize_codes (float): identical bytes") {
+  for (std::size_t n : lengths)
+    for (int variant = 0; variant < 4; ++variant)
+      for (int zero : {0, -3, 5}) {
+        const auto x = awkward_input<float>(n, 3 * n + 7, variant);
+        // Ties: scale 0.25 makes values k / 8 land on half-integers.
+        std::vector<float> ties(x);
+        for (std::size_t i = 0; i < n; i += 3) ties[i] = static_cast<float>(static_cast<int>(i % 17) - 8) * 0.125f;
+        for (const std::vector<float>* input : std::initializer_list<const std::vector<float>*>{&x, &ties}) {
+          std::vector<std::uint8_t> a(singlequant::row_bytes(n) + 1, 0xEE), b(a);
+          simd_kernel::quantize_packed(input->data(), n, 4.0f, zero, -8, 7, a.data());
+          scalar_kernel::quantize_packed(input->data(), n, 4.0f, zero, -8, 7, b.data());
+          REQUIRE(a == b);
+          CHECK(a.back() == 0xEE);
+          std::vector<std::int8_t> c(n + 1, 99), d(c);
+          simd_kernel::quantize_codes(input->data(), n, 4.0f, zero, -7, 7, c.data());
+          scalar_kernel::quantize_codes(input->data(), n, 4.0f, zero, -7, 7, d.data());
+          REQUIRE(c == d);
+        }
+      }
+}
+
+TEST_CASE("quant_kernel::quantize_codes (double): identical codes") {
+  for (std::size_t n : lengths) {
+    const auto x = awkward_input<double>(n, n, 1);
+    std::vector<std::int8_t> c(n), d(n);
+    simd_kernel::quantize_codes(x.data(), n, 3.0, 2, -8, 7, c.data());
+    scalar_kernel::quantize_codes(x.data(), n, 3.0, 2, -8, 7, d.data());
+    CHECK(c == d);
+  }
+}
+
+TEST_CASE_TEMPLATE("quant_kernel::clip_error: identical bits (fixed 16-lane order)", T, float, double) {
+  for (std::size_t n : lengths)
+    for (int variant = 0; variant < 3; ++variant) {
+      const auto x = awkward_input<T>(n, 5 * n + 1, variant);
+      for (T inv : {T(1.7), T(3.1)}) {
+        const double a = simd_kernel::clip_error(x.data(), n, inv, 1, -8, 7);
+        const double b = scalar_kernel::clip_error(x.data(), n, inv, 1, -8, 7);
+        CHECK(std::memcmp(&a, &b, sizeof a) == 0);
+      }
+    }
+}
+
+TEST_CASE_TEMPLATE("quant_kernel per-column members: identical results", T, float, double) {
+  const std::size_t n = 37;
+  const auto x = awkward_input<T>(n, 4, 1);
+  std::vector<T> inv(n);
+  std::vector<std::int8_t> zero(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    inv[j] = T(1) + static_cast<T>(j) / T(8);
+    zero[j] = static_cast<std::int8_t>(static_cast<int>(j % 5) - 2);
+  }
+  std::vector<T> lo_a(n, T(0)), hi_a(n, T(0)), lo_b(n, T(0)), hi_b(n, T(0));
+  std::size_t count_a[2] = {0, 0}, count_b[2] = {0, 0};
+  simd_kernel::column_range(x.data(), n, lo_a.data(), hi_a.data(), count_a);
+  scalar_kernel::column_range(x.data(), n, lo_b.data(), hi_b.data(), count_b);
+  CHECK(lo_a == lo_b);
+  CHECK(hi_a == hi_b);
+  CHECK(count_a[0] == count_b[0]);
+  std::vector<std::int8_t> c(n), d(n);
+  simd_kernel::quantize_columns(x.data(), n, inv.data(), zero.data(), -8, 7, c.data());
+  scalar_kernel::quantize_columns(x.data(), n, inv.data(), zero.data(), -8, 7, d.data());
+  CHECK(c == d);
+  std::vector<double> e(n, 0.0), f(n, 0.0);
+  simd_kernel::clip_error_columns(x.data(), n, inv.data(), zero.data(), -7, 7, e.data());
+  scalar_kernel::clip_error_columns(x.data(), n, inv.data(), zero.data(), -7, 7, f.data());
+  CHECK(std::memcmp(e.data(), f.data(), n * sizeof(double)) == 0);
+}
+
+TEST_CASE("quant_kernel::quantize_rows_fused: identical codes and scales, streaming or not") {
+  for (std::size_t cols : {1u, 5u, 64u, 128u, 200u, 4096u})
+    for (int qmin : {-7, -8})
+      for (bool stream : {false, true}) {
+        const std::size_t rows = 4, stride = cols + 3;
+        auto x = awkward_input<float>(rows * stride, cols, 0);
+        if (cols > 8) {
+          x[stride + 2] = std::numeric_limits<float>::quiet_NaN();
+          x[2 * stride + 1] = std::numeric_limits<float>::infinity();
+        }
+        for (std::size_t j = 0; j < cols; ++j) x[3 * stride + j] = 0.0f;  // a zero row
+        const std::size_t out_stride = singlequant::row_bytes(cols);
+        // 64-byte aligned destinations, so the streaming path really streams.
+        std::vector<std::uint8_t> a_store(rows * out_stride + 128), b_store(a_store.size());
+        auto align = [](std::vector<std::uint8_t>& v) {
+          const auto address = reinterpret_cast<std::uintptr_t>(v.data());
+          return v.data() + (64 - address % 64) % 64;
+        };
+        std::uint8_t* a = align(a_store);
+        std::uint8_t* b = align(b_store);
+        std::vector<float> sa(rows), sb(rows);
+        std::size_t ca[2] = {0, 0}, cb[2] = {0, 0};
+        simd_kernel::quantize_rows_fused(x.data(), rows, cols, stride, 0.9, qmin, a, out_stride, sa.data(), ca, stream);
+        scalar_kernel::quantize_rows_fused(x.data(), rows, cols, stride, 0.9, qmin, b, out_stride, sb.data(), cb, false);
+        REQUIRE(std::memcmp(a, b, rows * out_stride) == 0);
+        CHECK(sa == sb);
+        CHECK(ca[0] == cb[0]);
+        CHECK(ca[1] == cb[1]);
+      }
+}
+
+TEST_CASE("quant_kernel::dequantize: identical floats and doubles, every group layout") {
+  const std::size_t n = 1031;
+  std::vector<std::uint8_t> codes(singlequant::row_bytes(n));
+  for (std::size_t k = 0; k < codes.size(); ++k) codes[k] = static_cast<std::uint8_t>(k * 37 + 11);
+  std::vector<float> scales(n);
+  std::vector<std::int8_t> zeros(n);
+  for (std::size_t g = 0; g < n; ++g) {
+    scales[g] = 0.01f * static_cast<float>(g % 13) - 0.05f;
+    zeros[g] = static_cast<std::int8_t>(static_cast<int>(g % 7) - 3);
+  }
+  for (std::size_t group : {std::size_t{1}, std::size_t{3}, std::size_t{32}, n})
+    for (bool with_zeros : {false, true})
+      for (std::size_t offset : {2u, 3u}) {  // even / odd peel to a 64-byte boundary
+        const bool stream = true;
+        std::vector<float> a(n + 16, -1.0f), b(a);
+        simd_kernel::dequantize(codes.data(), n, group, scales.data(), with_zeros ? zeros.data() : nullptr,
+                                a.data() + offset, stream);
+        scalar_kernel::dequantize(codes.data(), n, group, scales.data(), with_zeros ? zeros.data() : nullptr,
+                                  b.data() + offset, false);
+        REQUIRE(a == b);
+        std::vector<double> c(n), d(n);
+        simd_kernel::dequantize(codes.data(), n, group, scales.data(), with_zeros ? zeros.data() : nullptr,
+                                c.data(), stream);
+        scalar_kernel::dequantize(codes.data(), n, group, scales.data(), with_zeros ? zeros.data() : nullptr,
+                                  d.data(), false);
+        REQUIRE(c == d);
+      }
+}
