@@ -318,17 +318,28 @@ void quantize_float_span(const float* x, std::size_t n, float inv, int zero, int
   }
 }
 
+/// Min / max of a prefix of a row and whether it was free of NaN and Inf.
+struct partial_range {
+  float lo = 0;
+  float hi = 0;
+  bool clean = true;
+};
+
 /// AVX-512 fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0):
 /// 128 floats per step -> 64 bytes. Clamping after the saturating int32 -> int8 packs equals
 /// clamping before rounding (the bounds are integers), so the bytes match quantize_one exactly.
-/// Prefetches the same span of next_row (if any), so the memory read of the next row overlaps this
-/// pass; stream = non-temporal stores (out must be 64-byte aligned). Returns the elements done.
+/// Software pipelining: the same step also takes the min / max of the same span of next_row (if
+/// any), so the memory reads of the next row overlap this row's arithmetic; next gets that range
+/// over the elements done. stream = non-temporal stores when out is 64-byte aligned.
+/// Returns the number of elements done (a multiple of 128; 0 on other ISAs).
 template <class Arch>
 std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, int qmin, int qmax,
-                                      std::uint8_t* out, const float* next_row, bool stream) noexcept {
+                                      std::uint8_t* out, const float* next_row, bool stream,
+                                      partial_range& next) noexcept {
   std::size_t i = 0;
 #if SINGLEQUANT_X86
   if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
+    using batch = xsimd::batch<float, Arch>;
     const __m512 inv_v = _mm512_set1_ps(inv);
     const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(qmin)), hi8 = _mm512_set1_epi8(static_cast<char>(qmax));
     const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
@@ -343,23 +354,41 @@ std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, 
       const __m512i clamped = _mm512_max_epi8(_mm512_min_epi8(p, hi8), lo8);
       return _mm512_maddubs_epi16(_mm512_and_si512(clamped, low_nibbles), weights);
     };
-    const bool aligned = reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+    const bool nt = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
+    const batch zero(0.0f);
+    batch lo0 = zero, hi0 = zero, lo1 = zero, hi1 = zero, probe0 = zero, probe1 = zero;
     for (; i + 128 <= n; i += 128) {
-      if (next_row != nullptr)
-        for (std::size_t k = 0; k < 128; k += 16) _mm_prefetch(reinterpret_cast<const char*>(next_row + i + k), _MM_HINT_T0);
+      if (next_row != nullptr) {
+        for (std::size_t k = 0; k < 128; k += 32) {
+          const batch a = batch::load_unaligned(next_row + i + k), b = batch::load_unaligned(next_row + i + k + 16);
+          lo0 = xsimd::min(lo0, a);
+          hi0 = xsimd::max(hi0, a);
+          lo1 = xsimd::min(lo1, b);
+          hi1 = xsimd::max(hi1, b);
+          probe0 = xsimd::fma(a, zero, probe0);  // NaN once a NaN or an Inf went by
+          probe1 = xsimd::fma(b, zero, probe1);
+        }
+      }
       const float* p = x + i;
       const __m512i r0 = nibbles(code(p), code(p + 16), code(p + 32), code(p + 48));
       const __m512i r1 = nibbles(code(p + 64), code(p + 80), code(p + 96), code(p + 112));
       const __m512i bytes = _mm512_permutexvar_epi16(order, _mm512_packus_epi16(r0, r1));
-      if (stream && aligned)
+      if (nt)
         _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i / 2), bytes);
       else
         _mm512_storeu_si512(out + i / 2, bytes);
     }
+    if (next_row != nullptr) {
+      const batch probe = probe0 + probe1;
+      next.lo = -simd::reduce_max(-xsimd::min(lo0, lo1));
+      next.hi = simd::reduce_max(xsimd::max(hi0, hi1));
+      constexpr float limit = std::numeric_limits<float>::max();
+      next.clean = xsimd::all(probe == probe) && next.hi <= limit && next.lo >= -limit;
+    }
   }
 #endif
   static_cast<void>(x), static_cast<void>(inv), static_cast<void>(qmin), static_cast<void>(qmax);
-  static_cast<void>(out), static_cast<void>(next_row), static_cast<void>(stream);
+  static_cast<void>(out), static_cast<void>(next_row), static_cast<void>(stream), static_cast<void>(next);
   return i;
 }
 
@@ -761,26 +790,43 @@ void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, s
                                              std::uint8_t* codes, std::size_t out_stride, float* scales,
                                              std::size_t* nan_inf, bool stream) noexcept {
   bool streamed = false;
+  if (rows == 0) return;
+  // Each row is read from memory once, by its range pass; quantising it reads it again from L1
+  // (a 4096-float row is 16 KiB). On AVX-512 the range pass of row i + 1 runs inside the
+  // quantisation loop of row i, so memory reads and arithmetic overlap.
+  value_range<float> r = range_impl<float, Arch>(x, cols);
   for (std::size_t i = 0; i < rows; ++i) {
     const float* row = x + i * row_stride;
+    const float* next_row = i + 1 < rows ? row + row_stride : nullptr;
     std::uint8_t* out = codes + i * out_stride;
-    // Pass 1 reads the row from memory (prefetched during the previous row's pass 2); pass 2 finds
-    // it in L1 (a 4096-float row is 16 KiB).
-    const value_range<float> r = range_impl<float, Arch>(row, cols);
     const quant_params p = make_params<Arch>(r.lo, r.hi, clip, qmin, 7, false);
     scales[i] = p.scale;
     nan_inf[0] += r.nan_count;
     nan_inf[1] += r.inf_count;
     const float inv = inverse_scale<float, Arch>(p.scale);
     const bool clean = r.nan_count == 0 && r.inf_count == 0;
+    value_range<float> next;
+    bool have_next = false;
     std::size_t done = 0;
     // |x * inv| <= max|x| * inv stays far below 2^30 unless the clip ratio is absurdly small.
     if (clean && static_cast<double>(std::max(r.hi, -r.lo)) * static_cast<double>(inv) < 1e9) {
-      done = quantize_clean_row_avx512<Arch>(row, cols, inv, qmin, 7, out,
-                                             i + 1 < rows ? row + row_stride : nullptr, stream);
+      partial_range head;
+      done = quantize_clean_row_avx512<Arch>(row, cols, inv, qmin, 7, out, next_row, stream, head);
       streamed = streamed || (stream && done > 0);
+      if (next_row != nullptr && done > 0) {
+        const value_range<float> tail = range_impl<float, Arch>(next_row + done, cols - done);
+        if (head.clean && tail.nan_count == 0 && tail.inf_count == 0) {
+          next.lo = std::min(head.lo, tail.lo);
+          next.hi = std::max(head.hi, tail.hi);
+        } else {
+          next = range_robust<float, Arch>(next_row, cols);
+        }
+        have_next = true;
+      }
     }
     quantize_float_span<true, Arch>(row + done, cols - done, inv, 0, qmin, 7, clean, out + done / 2);
+    if (next_row != nullptr && !have_next) next = range_impl<float, Arch>(next_row, cols);
+    r = next;
   }
 #if SINGLEQUANT_X86
   if (streamed) _mm_sfence();  // order the non-temporal stores before anything the caller does next

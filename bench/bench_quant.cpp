@@ -1,0 +1,149 @@
+// INT4 quantisation throughput against reference passes measured in the same run.
+//   * fused per-token quantise + pack (rows of 4096 floats, 64 MiB, one thread) vs a read-only pass
+//     over the same input; targets >= 17 GB/s and >= 0.75x the read-only pass;
+//   * unpack + dequantise, GB/s of float output; target >= 16 GB/s (ggml's Q4_0 dequantiser here);
+//   * MSE clip search on a 4096 x 4096 weight matrix with 51 candidate ratios: seconds.
+// Each benchmark repeats; the summary uses the best repetition of each (the machine is shared).
+#include <singlequant/quant.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+
+#include "bench_support.hpp"
+
+namespace {
+namespace sq = singlequant;
+
+// Not constexpr: with constant extents GCC 12 reports bogus -Waggressive-loop-optimizations.
+std::size_t cols = 4096;
+std::size_t rows = (std::size_t{64} << 20) / sizeof(float) / 4096;  // 64 MiB of floats
+std::size_t elements = rows * cols;
+
+const std::vector<float>& input() {
+  static const std::vector<float> x = [] {
+    std::vector<float> v(elements);
+    std::mt19937 rng(1);
+    std::normal_distribution<float> dist;
+    for (auto& e : v) e = dist(rng);
+    return v;
+  }();
+  return x;
+}
+sq::matrix_view<const float> input_view() { return {input().data(), rows, cols}; }
+
+void read_only_pass(benchmark::State& state) {
+  const float* x = input().data();
+  for (auto _ : state) benchmark::DoNotOptimize(sq_bench::read_only(x, elements));
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+template <sq::int4_grid grid>
+void fused_quantize(benchmark::State& state) {
+  sq::packed_int4 q(rows, cols, sq::granularity::per_row, 0, grid, false);
+  for (auto _ : state) {
+    sq::quantize_rows_fused(input_view(), q.codes(), q.scales(), 0.9, grid);
+    benchmark::ClobberMemory();
+  }
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+void fused_quantize_scalar_path(benchmark::State& state) {
+  sq::packed_int4 q(rows, cols, sq::granularity::per_row, 0, sq::int4_grid::symmetric7, false);
+  for (auto _ : state) {
+    std::size_t counts[2] = {0, 0};
+    sq::detail::quant_kernel<sq::simd::scalar_arch>::quantize_rows_fused(
+        input().data(), rows, cols, cols, 0.9, -7, q.codes().data(), q.row_bytes(), q.scales().data(), counts, true);
+    benchmark::ClobberMemory();
+  }
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+void quantize_per_group_128(benchmark::State& state) {
+  const sq::quant_config cfg{.gran = sq::granularity::per_group, .group_size = 128};
+  for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(input_view(), cfg));
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+void dequantize_per_row(benchmark::State& state) {
+  const sq::packed_int4 q = sq::quantize_rows_fused(input_view(), 0.9, sq::int4_grid::symmetric7);
+  std::vector<float> out(elements);
+  for (auto _ : state) {
+    sq::dequantize(q, sq::matrix_view<float>(out.data(), rows, cols));
+    benchmark::ClobberMemory();
+  }
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+void mse_clip_search_4096(benchmark::State& state) {
+  const sq::quant_config cfg{.grid = sq::int4_grid::symmetric7, .gran = sq::granularity::per_row, .mse_clip_search = true};
+  const sq::matrix_view<const float> w(input().data(), 4096, 4096);
+  for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(w, cfg));
+}
+
+/// Console output plus the best (fastest) repetition of every benchmark, for the summary.
+class best_of_reporter : public benchmark::ConsoleReporter {
+ public:
+  std::map<std::string, double> best_seconds;  // per iteration
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration || run.iterations == 0) continue;
+      const double seconds = run.real_accumulated_time / static_cast<double>(run.iterations);
+      std::string name = run.run_name.function_name;
+      auto [it, inserted] = best_seconds.emplace(name, seconds);
+      if (!inserted) it->second = std::min(it->second, seconds);
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+}  // namespace
+
+BENCHMARK(read_only_pass)->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(fused_quantize<sq::int4_grid::symmetric7>)->Name("fused_quantize_symmetric7")->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(fused_quantize<sq::int4_grid::full8>)->Name("fused_quantize_full8")->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(read_only_pass)->Name("read_only_pass_again")->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(fused_quantize_scalar_path)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quantize_per_group_128)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dequantize_per_row)->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(mse_clip_search_4096)->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  input();  // generate outside the timings
+  best_of_reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  const auto& best = reporter.best_seconds;
+  auto get = [&](const char* name) {
+    const auto it = best.find(name);
+    return it == best.end() ? 0.0 : it->second;
+  };
+  const double bytes = static_cast<double>(elements * sizeof(float));
+  auto gbps = [&](double seconds) { return seconds > 0 ? bytes / seconds / 1e9 : 0.0; };
+  const double read = std::min(get("read_only_pass"), get("read_only_pass_again") > 0 ? get("read_only_pass_again") : 1e30);
+  std::printf("\n=== summary (best of the repetitions; isa %s) ===\n", sq::isa_name(sq::active_isa()).data());
+  std::printf("read-only pass:                 %6.2f GB/s (reference)\n", gbps(read));
+  for (const char* name : {"fused_quantize_symmetric7", "fused_quantize_full8"}) {
+    const double s = get(name);
+    if (s <= 0) continue;
+    std::printf("%-31s %6.2f GB/s of float input = %.2fx read-only, %.2fx ggml Q4_0's 5.9 GB/s "
+                "(targets >= 17 GB/s, >= 0.75x)\n",
+                (std::string(name) + ":").c_str(), gbps(s), read / s, gbps(s) / 5.9);
+  }
+  if (get("fused_quantize_scalar_path") > 0)
+    std::printf("fused, scalar path:             %6.2f GB/s (SIMD speed-up %.1fx)\n",
+                gbps(get("fused_quantize_scalar_path")),
+                get("fused_quantize_scalar_path") / get("fused_quantize_symmetric7"));
+  if (get("quantize_per_group_128") > 0)
+    std::printf("quantize per_group 128:         %6.2f GB/s = %.2fx read-only\n", gbps(get("quantize_per_group_128")),
+                read / get("quantize_per_group_128"));
+  if (get("dequantize_per_row") > 0)
+    std::printf("unpack + dequantise:            %6.2f GB/s of float output = %.2fx read-only (target >= 16 GB/s)\n",
+                gbps(get("dequantize_per_row")), read / get("dequantize_per_row"));
+  if (get("mse_clip_search_4096") > 0)
+    std::printf("MSE clip search 4096 x 4096, 51 candidates, per row: %.3f s\n", get("mse_clip_search_4096"));
+  return 0;
+}
