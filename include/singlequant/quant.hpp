@@ -184,7 +184,8 @@ void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_i
       for (std::size_t j = 0; j < s.len; ++j) {
         const std::size_t e = s.col0 + j;
         const auto shift = static_cast<unsigned>(4 * (e % 2));
-        dst[e / 2] = static_cast<std::uint8_t>((dst[e / 2] & ~(0xFu << shift)) | to_nibble(row_codes[j]) << shift);
+        const unsigned kept = static_cast<unsigned>(dst[e / 2]) & ~(0xFu << shift);
+        dst[e / 2] = static_cast<std::uint8_t>(kept | static_cast<unsigned>(to_nibble(row_codes[j])) << shift);
       }
     }
   }
