@@ -1,0 +1,532 @@
+// singlequant/detail/fwht_kernels.hpp - fast Walsh-Hadamard transform and the +-1 block product.
+//
+// fwht: in place y = scale * (x .* in_signs) H_n .* out_signs for n = 2^k, H_n the Sylvester matrix
+// (natural order, H[i][j] = (-1)^popcount(i & j)). The butterfly levels run from the lowest index
+// bit to the highest on every path, so the SIMD paths give the scalar path's results bit for bit:
+//  * the lowest log2(W) levels (W = lanes per register) inside each register: one lane swizzle and
+//    one fma(x, +-1, swizzled) per level;
+//  * the next levels across up to 16 registers held in the register file (radix-2^r passes: load
+//    2^r registers a stride apart, r levels, store), so each pass over memory does up to 4 levels;
+//  * cache blocking: a vector larger than an L1 block is first transformed block by block (all the
+//    low levels while the block is in L1), likewise for L2 blocks, then the high levels run as
+//    strided passes over the whole vector.
+//
+// mix: the dense K x K +-1 factor of a non-power-of-two transform H_K (x) H_m. With the row-major
+// reshape Z[s][q] = z[s m + q] it computes y_r = scale * sum_s C[s][r] z_s (z_s the length-m block s,
+// C = H_K for x H, C = H_K^T for x H^T), vectorised along q. The +-1 coefficients are applied by the
+// "four Russians" method: inputs are grouped g at a time, all 2^g signed sums of a group are tabulated
+// (one subtraction each), and every output adds one table entry per group: about
+// (K / g) (2^g + K) additions per column instead of K^2.
+#ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
+#define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "../simd.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail {
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define SINGLEQUANT_UNROLL _Pragma("GCC unroll 16")
+#else
+#  define SINGLEQUANT_UNROLL
+#endif
+
+/// Bytes between two table entries of the block product: two 64-byte registers of columns on every
+/// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA.
+inline constexpr std::size_t mix_entry_bytes = 128;
+
+/// The four-Russians schedule of one K x K +-1 factor in one direction (built by hadamard.hpp).
+struct mix_plan {
+  std::size_t k = 0;             // K: number of blocks
+  std::size_t group_size = 0;    // g: inputs per table, 1..8
+  std::size_t groups = 0;        // ceil(K / g)
+  std::size_t chunk_groups = 0;  // tables held at once (sized for L1)
+  // lookup[r * groups + j]: element offset of output r's entry in the table of group j, within the
+  // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * (mix_entry_bytes / sizeof(T)), where
+  // bit t of index is set when the coefficient of input j g + t for output r is -1.
+  const std::uint32_t* lookup = nullptr;
+};
+
+/// Elements of scratch memory mix needs: the tables of one chunk plus K accumulators.
+template <class T>
+constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size,
+                                           std::size_t chunk_groups) noexcept {
+  return (chunk_groups * (std::size_t{1} << group_size) + k) * (mix_entry_bytes / sizeof(T));
+}
+
+// ---- scalar reference path -----------------------------------------------------------------------
+
+template <class T>
+void fwht_scalar(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs) noexcept {
+  const std::size_t n = std::size_t{1} << log2_n;
+  if (in_signs != nullptr)
+    for (std::size_t i = 0; i < n; ++i) x[i] *= in_signs[i];
+  for (std::size_t h = 1; h < n; h *= 2)
+    for (std::size_t i = 0; i < n; i += 2 * h)
+      for (std::size_t j = i; j < i + h; ++j) {
+        const T a = x[j], b = x[j + h];
+        x[j] = a + b;
+        x[j + h] = a - b;
+      }
+  for (std::size_t i = 0; i < n; ++i) x[i] *= out_signs != nullptr ? scale * out_signs[i] : scale;
+}
+
+// ---- SIMD helpers (templates on Arch: ODR-safe) --------------------------------------------------
+
+template <std::size_t H>
+struct lane_partner {  // generator: lane l exchanges with lane l ^ H
+  static constexpr unsigned get(unsigned index, unsigned) { return index ^ static_cast<unsigned>(H); }
+};
+
+constexpr std::size_t log2_of(std::size_t n) noexcept {
+  std::size_t k = 0;
+  while ((std::size_t{1} << k) < n) ++k;
+  return k;
+}
+
+template <class T>
+using lane_index_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+/// One butterfly level between lanes l and l ^ H of every register: low lane a + b, high lane a - b.
+template <std::size_t H, class T, class Arch>
+SINGLEQUANT_INLINE xsimd::batch<T, Arch> lane_level(const xsimd::batch<T, Arch>& x,
+                                                    const xsimd::batch<T, Arch>& sign) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    // In-lane permutes for H < 128 bits, 128-bit lane shuffles above: one uop each. The masked forms
+    // (full mask, source x) avoid GCC 12's false -Wmaybe-uninitialized on _mm512_undefined_*.
+    constexpr int swap_pairs = 0xB1, swap_halves = 0x4E;  // element order [1,0,3,2] and [2,3,0,1]
+    xsimd::batch<T, Arch> partner;
+    if constexpr (std::is_same_v<T, float>) {
+      if constexpr (H == 1) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_pairs);
+      if constexpr (H == 2) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_halves);
+      if constexpr (H == 4) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_pairs);
+      if constexpr (H == 8) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_halves);
+    } else {
+      if constexpr (H == 1) partner = _mm512_mask_permute_pd(x, 0xFF, x, 0x55);
+      if constexpr (H == 2) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_pairs);
+      if constexpr (H == 4) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_halves);
+    }
+    return xsimd::fma(x, sign, partner);
+  }
+#endif
+  using index_batch = xsimd::batch<lane_index_t<T>, Arch>;
+  const auto partner = xsimd::swizzle(x, xsimd::make_batch_constant<index_batch, lane_partner<H>>());
+  return xsimd::fma(x, sign, partner);  // low lane: b + a, high lane: -b + a (exact +-1 products)
+}
+
+/// sign[l] = -1 where lane l is the high lane of level H, else +1.
+template <class T, class Arch>
+xsimd::batch<T, Arch> level_signs(std::size_t h) noexcept {
+  constexpr std::size_t lanes = xsimd::batch<T, Arch>::size;
+  alignas(64) T v[lanes];
+  for (std::size_t l = 0; l < lanes; ++l) v[l] = (l & h) != 0 ? T(-1) : T(1);
+  return xsimd::batch<T, Arch>::load_aligned(v);
+}
+
+template <class T, class Arch>
+struct lane_context {
+  using batch = xsimd::batch<T, Arch>;
+  static constexpr std::size_t lanes = batch::size;
+  batch sign1, sign2, sign4, sign8;
+  lane_context()
+      : sign1(level_signs<T, Arch>(1)), sign2(level_signs<T, Arch>(2)), sign4(level_signs<T, Arch>(4)),
+        sign8(level_signs<T, Arch>(8)) {}
+  SINGLEQUANT_INLINE batch levels(batch x) const noexcept {
+    if constexpr (lanes >= 2) x = lane_level<1>(x, sign1);
+    if constexpr (lanes >= 4) x = lane_level<2>(x, sign2);
+    if constexpr (lanes >= 8) x = lane_level<4>(x, sign4);
+    if constexpr (lanes >= 16) x = lane_level<8>(x, sign8);
+    return x;
+  }
+};
+
+/// R registers p[0], p[stride], ..., p[(R-1) stride]: optional input signs and in-register levels
+/// (Leaf), log2 R butterfly levels across the registers, optional scale and output signs (Last).
+template <std::size_t R, bool Leaf, bool Last, class T, class Arch>
+SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context<T, Arch>& lanes,
+                                    T scale, const T* in_signs, const T* out_signs) noexcept {
+  using batch = xsimd::batch<T, Arch>;
+  batch v[R];
+  SINGLEQUANT_UNROLL
+  for (std::size_t t = 0; t < R; ++t) {
+    v[t] = batch::load_unaligned(p + t * stride);
+    if constexpr (Leaf) {
+      if (in_signs != nullptr) v[t] *= batch::load_unaligned(in_signs + t * stride);
+      v[t] = lanes.levels(v[t]);
+    }
+  }
+  SINGLEQUANT_UNROLL
+  for (std::size_t h = 1; h < R; h *= 2) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t t = 0; t < R; ++t) {
+      if ((t & h) != 0) continue;
+      const batch a = v[t], b = v[t + h];
+      v[t] = a + b;
+      v[t + h] = a - b;
+    }
+  }
+  SINGLEQUANT_UNROLL
+  for (std::size_t t = 0; t < R; ++t) {
+    if constexpr (Last) {
+      if (out_signs != nullptr)
+        v[t] *= batch(scale) * batch::load_unaligned(out_signs + t * stride);
+      else
+        v[t] *= batch(scale);
+    }
+    v[t].store_unaligned(p + t * stride);
+  }
+}
+
+/// Runs radix_block<2^bits> over every group of a pass whose lowest level has stride `stride`.
+template <bool Leaf, bool Last, class T, class Arch>
+void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
+                const lane_context<T, Arch>& lanes, std::type_identity_t<T> scale,
+                const std::type_identity_t<T>* in_signs,
+                const std::type_identity_t<T>* out_signs) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  const std::size_t span = stride << bits;
+  auto run = [&](auto radix) {
+    constexpr std::size_t R = decltype(radix)::value;
+    for (std::size_t base = 0; base < n; base += span)
+      for (std::size_t j = 0; j < stride; j += W) {
+        const std::size_t offset = base + j;
+        radix_block<R, Leaf, Last>(x + offset, stride, lanes, scale,
+                                   in_signs != nullptr ? in_signs + offset : nullptr,
+                                   out_signs != nullptr ? out_signs + offset : nullptr);
+      }
+  };
+  switch (bits) {
+    case 0: run(std::integral_constant<std::size_t, 1>{}); break;
+    case 1: run(std::integral_constant<std::size_t, 2>{}); break;
+    case 2: run(std::integral_constant<std::size_t, 4>{}); break;
+    case 3: run(std::integral_constant<std::size_t, 8>{}); break;
+    default: run(std::integral_constant<std::size_t, 16>{}); break;
+  }
+}
+
+/// Levels [low_bit, high_bit) of an n-vector as strided radix passes of at most max_bits levels each
+/// (balanced), the last one applying scale and output signs when `finish`.
+template <class T, class Arch>
+void strided_levels(T* x, std::size_t n, std::size_t low_bit, std::size_t high_bit,
+                    std::size_t max_bits, const lane_context<T, Arch>& lanes, bool finish, T scale,
+                    const T* out_signs) noexcept {
+  const std::size_t total = high_bit - low_bit;
+  const std::size_t passes = (total + max_bits - 1) / max_bits;
+  std::size_t bit = low_bit;
+  for (std::size_t pass = 0; pass < passes; ++pass) {
+    const std::size_t bits = (total - (bit - low_bit) + (passes - pass) - 1) / (passes - pass);
+    const bool last = finish && pass + 1 == passes;
+    if (last)
+      radix_pass<false, true>(x, n, std::size_t{1} << bit, bits, lanes, scale, nullptr, out_signs);
+    else
+      radix_pass<false, false>(x, n, std::size_t{1} << bit, bits, lanes, T(1), nullptr, nullptr);
+    bit += bits;
+  }
+}
+
+/// Registers one radix pass keeps live: 16 with 32 architectural registers (AVX-512), else 8.
+template <class T, class Arch>
+constexpr std::size_t max_radix_bits() noexcept {
+  return xsimd::batch<T, Arch>::size * sizeof(T) >= 64 ? 4 : 3;
+}
+
+template <class T, class Arch>
+void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs,
+               const lane_context<T, Arch>& lanes) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  constexpr std::size_t log2_w = W >= 16 ? 4 : W >= 8 ? 3 : W >= 4 ? 2 : W >= 2 ? 1 : 0;
+  constexpr std::size_t radix_bits = max_radix_bits<T, Arch>();
+  // Cache blocks: 32 KiB in a 48 KiB L1, 512 KiB in L2. Passes over levels above a block touch
+  // 2^r lines a power-of-two stride apart, which share one L1 set: at most 8 (below the
+  // associativity) at a time.
+  constexpr std::size_t log2_l1_block = log2_of(32768 / sizeof(T));
+  constexpr std::size_t log2_l2_block = log2_of(524288 / sizeof(T));
+  const std::size_t n = std::size_t{1} << log2_n;
+  if (log2_n < log2_w) {
+    fwht_scalar(x, log2_n, scale, in_signs, out_signs);
+    return;
+  }
+  const std::size_t log2_block = log2_n > log2_l2_block ? log2_l2_block
+                                 : log2_n > log2_l1_block ? log2_l1_block
+                                                          : log2_n;
+  if (log2_block < log2_n) {
+    const std::size_t block = std::size_t{1} << log2_block;
+    for (std::size_t b = 0; b < n; b += block)
+      fwht_simd<T, Arch>(x + b, log2_block, T(1), in_signs != nullptr ? in_signs + b : nullptr,
+                         nullptr, lanes);
+    strided_levels<T, Arch>(x, n, log2_block, log2_n, 3, lanes, true, scale, out_signs);
+    return;
+  }
+  // Leaf pass: in-register levels plus up to radix_bits levels across registers.
+  const std::size_t leaf_bits = log2_n - log2_w < radix_bits ? log2_n - log2_w : radix_bits;
+  const bool leaf_only = log2_w + leaf_bits == log2_n;
+  if (leaf_only)
+    radix_pass<true, true>(x, n, W, leaf_bits, lanes, scale, in_signs, out_signs);
+  else
+    radix_pass<true, false>(x, n, W, leaf_bits, lanes, T(1), in_signs, nullptr);
+  if (!leaf_only)
+    strided_levels<T, Arch>(x, n, log2_w + leaf_bits, log2_n, radix_bits, lanes, true, scale,
+                            out_signs);
+}
+
+// ---- the +-1 block product (four Russians) -------------------------------------------------------
+
+/// Load/store of one column tile: a register on SIMD paths, one element on the scalar path.
+template <class T, class Arch, bool Scalar = simd::is_scalar_v<Arch>>
+struct column_tile;
+template <class T, class Arch>
+struct column_tile<T, Arch, true> {
+  using type = T;
+  static constexpr std::size_t width = 1;
+  static SINGLEQUANT_INLINE T load(const T* p) noexcept { return *p; }
+  static SINGLEQUANT_INLINE void store(T* p, T v) noexcept { *p = v; }
+  static SINGLEQUANT_INLINE T broadcast(T v) noexcept { return v; }
+};
+template <class T, class Arch>
+struct column_tile<T, Arch, false> {
+  using type = xsimd::batch<T, Arch>;
+  static constexpr std::size_t width = type::size;
+  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return type::load_unaligned(p); }
+  static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { v.store_unaligned(p); }
+  static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return type(v); }
+};
+
+/// acc_{r0 + i} (+)= sum_{j < chunk_groups} T_{chunk + j}[lookup(r0 + i, chunk + j)] for i < Outputs,
+/// over Regs column tiles starting at column offset v of the entries: one index load serves Regs
+/// additions, and Outputs * Regs independent chains hide the add latency. Every output's additions
+/// run in group order (the same on every path).
+template <class Tile, std::size_t Outputs, std::size_t Regs, class T>
+SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0, std::size_t chunk,
+                                           std::size_t chunk_groups, const T* tables, T* acc,
+                                           std::size_t v) noexcept {
+  using V = typename Tile::type;
+  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  const T* base = tables + v;
+  const std::uint32_t* index[Outputs];
+  V s[Outputs][Regs];
+  SINGLEQUANT_UNROLL
+  for (std::size_t i = 0; i < Outputs; ++i) {
+    index[i] = plan.lookup + (r0 + i) * plan.groups + chunk;
+    SINGLEQUANT_UNROLL
+    for (std::size_t u = 0; u < Regs; ++u) s[i][u] = Tile::load(base + index[i][0] + u * W);
+  }
+  for (std::size_t j = 1; j < chunk_groups; ++j) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t i = 0; i < Outputs; ++i) {
+      const T* e = base + index[i][j];
+      SINGLEQUANT_UNROLL
+      for (std::size_t u = 0; u < Regs; ++u) s[i][u] += Tile::load(e + u * W);
+    }
+  }
+  SINGLEQUANT_UNROLL
+  for (std::size_t i = 0; i < Outputs; ++i) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t u = 0; u < Regs; ++u) {
+      T* out = acc + (r0 + i) * entry + v + u * W;
+      Tile::store(out, chunk == 0 ? s[i][u] : Tile::load(out) + s[i][u]);
+    }
+  }
+}
+
+/// Accumulator tiles of the block product: 16 with 32 architectural registers, else 8.
+template <class Tile>
+constexpr std::size_t mix_accumulators() noexcept {
+  return sizeof(typename Tile::type) >= 64 ? 16 : 8;
+}
+
+/// table[idx * entry] = sum_t (bit t of idx ? -1 : +1) z[t] for idx < 2^G: the sum of all inputs,
+/// then table[idx] = table[idx - 2^t] - 2 z[t] for t the highest bit of idx (one subtraction each).
+template <class Tile, std::size_t G, class T>
+SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
+  using V = typename Tile::type;
+  constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
+  V e[std::size_t{1} << G];
+  e[0] = z[0];
+  SINGLEQUANT_UNROLL
+  for (std::size_t t = 1; t < G; ++t) e[0] += z[t];
+  Tile::store(table, e[0]);
+  SINGLEQUANT_UNROLL
+  for (std::size_t t = 0; t < G; ++t) {
+    const V twice = z[t] + z[t];
+    const std::size_t high = std::size_t{1} << t;
+    SINGLEQUANT_UNROLL
+    for (std::size_t idx = high; idx < 2 * high; ++idx) {
+      e[idx] = e[idx - high] - twice;
+      Tile::store(table + idx * entry, e[idx]);
+    }
+  }
+}
+
+/// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
+/// most one table entry and a multiple of Tile::width. tables and acc are scratch.
+template <class Tile, class T>
+void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
+                 T scale, const T* out_signs, T* tables, T* acc) noexcept {
+  using V = typename Tile::type;
+  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  const std::size_t g = plan.group_size, table_size = std::size_t{1} << g;
+  for (std::size_t chunk = 0; chunk < plan.groups; chunk += plan.chunk_groups) {
+    const std::size_t chunk_end = chunk + plan.chunk_groups < plan.groups ? chunk + plan.chunk_groups
+                                                                         : plan.groups;
+    // Tables: T_j[idx] = sum_t (bit t of idx ? -1 : +1) z_{j g + t}; T_j[idx] = T_j[idx - 2^t] - 2 z_t
+    // for t the highest bit of idx. A short last group has zero inputs beyond K.
+    for (std::size_t j = chunk; j < chunk_end; ++j) {
+      T* table = tables + (j - chunk) * table_size * entry;
+      const std::size_t first = j * g;
+      for (std::size_t v = 0; v < cols; v += W) {
+        V z[8];
+        for (std::size_t t = 0; t < g; ++t)
+          z[t] = first + t < plan.k ? Tile::load(x + (first + t) * m + q0 + v) : Tile::broadcast(T(0));
+        switch (g) {  // compile-time group sizes: the table is built in registers, then stored
+          case 1: build_table<Tile, 1>(table + v, z); break;
+          case 2: build_table<Tile, 2>(table + v, z); break;
+          case 3: build_table<Tile, 3>(table + v, z); break;
+          case 4: build_table<Tile, 4>(table + v, z); break;
+          case 5: build_table<Tile, 5>(table + v, z); break;
+          case 6: build_table<Tile, 6>(table + v, z); break;
+          case 7: build_table<Tile, 7>(table + v, z); break;
+          default: build_table<Tile, 8>(table + v, z); break;
+        }
+      }
+    }
+    const std::size_t chunk_groups = chunk_end - chunk;
+    std::size_t v = 0;
+    for (; v + 2 * W <= cols; v += 2 * W) {  // two column tiles per index load
+      constexpr std::size_t outputs = mix_accumulators<Tile>() / 2;
+      std::size_t r = 0;
+      for (; r + outputs <= plan.k; r += outputs)
+        accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, acc, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, acc, v);
+    }
+    for (; v < cols; v += W) {
+      std::size_t r = 0;
+      for (; r + 8 <= plan.k; r += 8)
+        accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, acc, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, acc, v);
+    }
+  }
+  for (std::size_t r = 0; r < plan.k; ++r)
+    for (std::size_t v = 0; v < cols; v += W) {
+      T* out = x + r * m + q0 + v;
+      const V y = Tile::load(acc + r * entry + v);
+      if (out_signs != nullptr)
+        Tile::store(out, y * (Tile::broadcast(scale) * Tile::load(out_signs + r * m + q0 + v)));
+      else
+        Tile::store(out, y * Tile::broadcast(scale));
+    }
+}
+
+template <class T, class Arch>
+void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_signs,
+              T* scratch) noexcept {
+  using tile = column_tile<T, Arch>;
+  constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
+  T* acc = scratch + plan.chunk_groups * (std::size_t{1} << plan.group_size) * entry;
+  const std::size_t cols = m < entry ? m : entry;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    if (cols >= tile::width) {
+      for (std::size_t q0 = 0; q0 < m; q0 += cols)
+        mix_columns<tile>(x, m, q0, cols, plan, scale, out_signs, scratch, acc);
+      return;
+    }
+  }
+  using scalar_tile = column_tile<T, simd::scalar_arch>;
+  for (std::size_t q0 = 0; q0 < m; q0 += cols)
+    mix_columns<scalar_tile>(x, m, q0, cols, plan, scale, out_signs, scratch, acc);
+}
+
+template <class T, class Arch>
+void fwht_impl(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs) noexcept {
+  if constexpr (simd::is_scalar_v<Arch>) {
+    fwht_scalar(x, log2_n, scale, in_signs, out_signs);
+  } else {
+    const lane_context<T, Arch> lanes;
+    fwht_simd<T, Arch>(x, log2_n, scale, in_signs, out_signs, lanes);
+  }
+}
+
+template <class T, class Arch>
+void fwht_rows_impl(T* x, std::size_t rows, std::size_t row_stride, std::size_t log2_n, T scale,
+                    const T* in_signs, const T* out_signs, std::size_t sign_stride) noexcept {
+  auto row_signs = [&](const T* signs, std::size_t i) {
+    return signs != nullptr ? signs + i * sign_stride : nullptr;
+  };
+  if constexpr (simd::is_scalar_v<Arch>) {
+    for (std::size_t i = 0; i < rows; ++i)
+      fwht_scalar(x + i * row_stride, log2_n, scale, row_signs(in_signs, i), row_signs(out_signs, i));
+  } else {
+    const lane_context<T, Arch> lanes;
+    for (std::size_t i = 0; i < rows; ++i)
+      fwht_simd<T, Arch>(x + i * row_stride, log2_n, scale, row_signs(in_signs, i),
+                         row_signs(out_signs, i), lanes);
+  }
+}
+
+/// The Hadamard kernels. Signs pointers may be null (no signs).
+template <class Arch>
+struct hadamard_kernel {
+  /// x <- scale * ((x .* in_signs) H_n) .* out_signs in place, n = 2^log2_n.
+  static void fwht(float* x, std::size_t log2_n, float scale, const float* in_signs,
+                   const float* out_signs) noexcept;
+  static void fwht(double* x, std::size_t log2_n, double scale, const double* in_signs,
+                   const double* out_signs) noexcept;
+  /// fwht on rows x + i * row_stride, i < rows; row i uses the signs at offset i * sign_stride
+  /// (sign_stride 0: the same signs for every row).
+  static void fwht_rows(float* x, std::size_t rows, std::size_t row_stride, std::size_t log2_n,
+                        float scale, const float* in_signs, const float* out_signs,
+                        std::size_t sign_stride) noexcept;
+  static void fwht_rows(double* x, std::size_t rows, std::size_t row_stride, std::size_t log2_n,
+                        double scale, const double* in_signs, const double* out_signs,
+                        std::size_t sign_stride) noexcept;
+  /// y_r = scale * sum_s C[s][r] z_s .* out_signs_r over the K blocks of length m of x (in place);
+  /// scratch: mix_scratch_elements<T>(...) elements.
+  static void mix(float* x, std::size_t m, const mix_plan& plan, float scale, const float* out_signs,
+                  float* scratch) noexcept;
+  static void mix(double* x, std::size_t m, const mix_plan& plan, double scale,
+                  const double* out_signs, double* scratch) noexcept;
+};
+
+template <class Arch>
+void hadamard_kernel<Arch>::fwht(float* x, std::size_t log2_n, float scale, const float* in_signs,
+                                 const float* out_signs) noexcept {
+  fwht_impl<float, Arch>(x, log2_n, scale, in_signs, out_signs);
+}
+template <class Arch>
+void hadamard_kernel<Arch>::fwht(double* x, std::size_t log2_n, double scale,
+                                 const double* in_signs, const double* out_signs) noexcept {
+  fwht_impl<double, Arch>(x, log2_n, scale, in_signs, out_signs);
+}
+template <class Arch>
+void hadamard_kernel<Arch>::fwht_rows(float* x, std::size_t rows, std::size_t row_stride,
+                                      std::size_t log2_n, float scale, const float* in_signs,
+                                      const float* out_signs, std::size_t sign_stride) noexcept {
+  fwht_rows_impl<float, Arch>(x, rows, row_stride, log2_n, scale, in_signs, out_signs, sign_stride);
+}
+template <class Arch>
+void hadamard_kernel<Arch>::fwht_rows(double* x, std::size_t rows, std::size_t row_stride,
+                                      std::size_t log2_n, double scale, const double* in_signs,
+                                      const double* out_signs, std::size_t sign_stride) noexcept {
+  fwht_rows_impl<double, Arch>(x, rows, row_stride, log2_n, scale, in_signs, out_signs, sign_stride);
+}
+template <class Arch>
+void hadamard_kernel<Arch>::mix(float* x, std::size_t m, const mix_plan& plan, float scale,
+                                const float* out_signs, float* scratch) noexcept {
+  mix_impl<float, Arch>(x, m, plan, scale, out_signs, scratch);
+}
+template <class Arch>
+void hadamard_kernel<Arch>::mix(double* x, std::size_t m, const mix_plan& plan, double scale,
+                                const double* out_signs, double* scratch) noexcept {
+  mix_impl<double, Arch>(x, m, plan, scale, out_signs, scratch);
+}
+
+SINGLEQUANT_EXTERN_KERNEL(hadamard_kernel)
+
+}  // namespace detail
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP

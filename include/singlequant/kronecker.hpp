@@ -1,0 +1,81 @@
+// singlequant/kronecker.hpp - apply a Kronecker product R1 (x) R2 of dense factors in n (a + b).
+//
+// Index convention (method.md section 2.4): for n = a * b and the row-major reshape
+// X[p][q] = x[p * b + q] (p < a, q < b),
+//     x (R1 (x) R2) = vec(R1^T X R2),   (R1 (x) R2)[p b + q][s b + t] = R1[p][s] R2[q][t],
+// so R1 (a x a) mixes the a blocks of length b and R2 (b x b) acts inside every block.
+#ifndef SINGLEQUANT_KRONECKER_HPP
+#define SINGLEQUANT_KRONECKER_HPP
+
+#include <cstddef>
+#include <optional>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "config.hpp"
+#include "detail/hadamard_construction.hpp"
+#include "detail/kronecker_kernels.hpp"
+#include "hadamard.hpp"
+#include "view.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+
+/// Every row of x (length n = a b) <- row (R1 (x) R2), R1 a x a and R2 b x b (row-major views),
+/// in n (a + b) multiply-adds per row (see the file comment for the index convention).
+/// Error: a non-square factor, x.cols() != a b, or a factor overlapping x.
+/// Example: kronecker_apply<float>(r1, r2, matrix_view<float>(tokens, rows, 11008));  // 172 x 64
+template <class T>
+  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
+void kronecker_apply(matrix_view<const T> r1, matrix_view<const T> r2, matrix_view<T> x) {
+  const std::size_t a = r1.rows(), b = r2.rows();
+  detail::check(r1.cols() == a, "kronecker_apply", "R1 is ", r1.rows(), " x ", r1.cols(),
+                ", not square");
+  detail::check(r2.cols() == b, "kronecker_apply", "R2 is ", r2.rows(), " x ", r2.cols(),
+                ", not square");
+  detail::check(x.cols() == a * b, "kronecker_apply", "row length ", x.cols(), " != ", a, " x ", b,
+                " = ", a * b, " (", x.rows(), " rows)");
+  const std::size_t x_span = x.mapping().required_span_size();
+  detail::check(!detail::overlaps(r1.data(), r1.mapping().required_span_size(), x.data(), x_span) &&
+                    !detail::overlaps(r2.data(), r2.mapping().required_span_size(), x.data(), x_span),
+                "kronecker_apply", "a factor overlaps the data it transforms");
+  if (x.rows() == 0 || a * b == 0) return;
+  T* scratch = detail::thread_scratch<T>(a * b);
+  detail::dispatch([&](auto arch) {
+    detail::kronecker_kernel<decltype(arch)>::apply_rows(x.data(), x.rows(), x.row_stride(),
+                                                         r1.data(), r1.row_stride(), a, r2.data(),
+                                                         r2.row_stride(), b, scratch);
+  });
+}
+
+/// One vector x <- x (R1 (x) R2).
+template <class T>
+  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
+void kronecker_apply(matrix_view<const T> r1, matrix_view<const T> r2, vector_view<T> x) {
+  kronecker_apply<T>(r1, r2, as_row_matrix(x));
+}
+
+/// A split n = a * b for a Kronecker transform with a Hadamard inside each factor.
+struct kronecker_split {
+  std::size_t a = 0, b = 0;
+};
+
+/// n = a * b with b a power of two (so the R2 factor can use the FWHT) and a a supported Hadamard
+/// order, minimising the per-token cost a + b (ties: the larger a): 11008 -> 172 x 64,
+/// 13824 -> 108 x 128, 4096 -> 64 x 64, 8192 -> 128 x 64. nullopt when n is not a supported order.
+[[nodiscard]] inline std::optional<kronecker_split> hadamard_kronecker_split(std::size_t n) {
+  if (n == 0) return std::nullopt;
+  std::optional<kronecker_split> best;
+  std::unordered_map<std::size_t, bool> memo;
+  for (std::size_t b = 1; b <= n && n % b == 0; b *= 2) {
+    const std::size_t a = n / b;
+    if (!detail::order_supported(a, memo)) continue;
+    if (!best || a + b < best->a + best->b || (a + b == best->a + best->b && a > best->a))
+      best = kronecker_split{a, b};
+  }
+  return best;
+}
+
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_KRONECKER_HPP
