@@ -123,7 +123,7 @@ struct mix_schedule {
     for (std::size_t g = 1; g <= 8; ++g) {
       const std::size_t count = (k + g - 1) / g, entries = std::size_t{1} << g;
       const std::size_t chunk = entries >= table_budget ? 1 : table_budget / entries;
-      const std::size_t cost = count * entries + k * count + 2 * k * ((count + chunk - 1) / chunk);
+      const std::size_t cost = 2 * count * entries + k * count + 2 * k * ((count + chunk - 1) / chunk);
       if (cost < best_cost) {
         best_cost = cost;
         group_size = g;

@@ -15,8 +15,8 @@
 // reshape Z[s][q] = z[s m + q] it computes y_r = scale * sum_s C[s][r] z_s (z_s the length-m block s,
 // C = H_K for x H, C = H_K^T for x H^T), vectorised along q. The +-1 coefficients are applied by the
 // "four Russians" method: inputs are grouped g at a time, all 2^g signed sums of a group are tabulated
-// (one subtraction each), and every output adds one table entry per group: about
-// (K / g) (2^g + K) additions per column instead of K^2.
+// (about two additions each), and every output adds one table entry per group: about
+// (K / g) (2^(g+1) + K) additions per column instead of K^2.
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
@@ -339,27 +339,27 @@ constexpr std::size_t mix_accumulators() noexcept {
   return sizeof(typename Tile::type) >= 64 ? 16 : 8;
 }
 
-/// table[idx * entry] = sum_t (bit t of idx ? -1 : +1) z[t] for idx < 2^G: the sum of all inputs,
-/// then table[idx] = table[idx - 2^t] - 2 z[t] for t the highest bit of idx (one subtraction each).
+/// table[idx * entry] = sum_t (bit t of idx ? -1 : +1) z[t] for idx < 2^G, built input by input:
+/// e[idx + 2^t] = e[idx] - z[t], e[idx] += z[t]. (The cheaper e[idx] = e[idx - 2^t] - 2 z[t] would
+/// turn an infinite input into NaN instead of -Inf.)
 template <class Tile, std::size_t G, class T>
 SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
   using V = typename Tile::type;
   constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
   V e[std::size_t{1} << G];
   e[0] = z[0];
+  e[1] = -z[0];
   SINGLEQUANT_UNROLL
-  for (std::size_t t = 1; t < G; ++t) e[0] += z[t];
-  Tile::store(table, e[0]);
-  SINGLEQUANT_UNROLL
-  for (std::size_t t = 0; t < G; ++t) {
-    const V twice = z[t] + z[t];
+  for (std::size_t t = 1; t < G; ++t) {
     const std::size_t high = std::size_t{1} << t;
     SINGLEQUANT_UNROLL
-    for (std::size_t idx = high; idx < 2 * high; ++idx) {
-      e[idx] = e[idx - high] - twice;
-      Tile::store(table + idx * entry, e[idx]);
+    for (std::size_t idx = 0; idx < high; ++idx) {
+      e[idx + high] = e[idx] - z[t];
+      e[idx] += z[t];
     }
   }
+  SINGLEQUANT_UNROLL
+  for (std::size_t idx = 0; idx < (std::size_t{1} << G); ++idx) Tile::store(table + idx * entry, e[idx]);
 }
 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at

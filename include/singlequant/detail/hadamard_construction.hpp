@@ -143,18 +143,18 @@ class galois_field {
   std::vector<std::size_t> modulus_;  // monic, degree e, coefficients low to high
 };
 
-/// Jacobsthal matrix Q[a][b] = chi(a - b) over GF(q), q = p^e.
+/// Jacobsthal matrix Q[a][b] = chi(a - b) over GF(q), q = p^e (chi the quadratic character, 0 at 0).
 inline std::vector<int> jacobsthal(std::size_t p, std::size_t e, std::size_t& q_out) {
   const galois_field field(p, e);
   const std::size_t q = field.order();
   q_out = q;
   const std::vector<bool> square = field.nonzero_squares();
+  std::vector<int> chi_of(q);
+  for (std::size_t d = 0; d < q; ++d) chi_of[d] = d == 0 ? 0 : (square[d] ? 1 : -1);
   std::vector<int> chi(q * q);
   for (std::size_t a = 0; a < q; ++a)
-    for (std::size_t b = 0; b < q; ++b) {
-      const std::size_t d = field.subtract(a, b);
-      chi[a * q + b] = d == 0 ? 0 : (square[d] ? 1 : -1);
-    }
+    for (std::size_t b = 0; b < q; ++b)
+      chi[a * q + b] = chi_of[e == 1 ? (a + q - b) % q : field.subtract(a, b)];
   return chi;
 }
 
