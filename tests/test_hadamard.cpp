@@ -1,4 +1,5 @@
 #include <singlequant/hadamard.hpp>
+#include <singlequant/kronecker.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -384,4 +385,24 @@ TEST_CASE("Hadamard matrices are cached and built once under concurrent first us
   for (auto& t : threads) t.join();
   for (const auto& r : results) CHECK(r == results[0]);
   CHECK(sq::detail::cached_hadamard(156).get() == sq::detail::cached_hadamard(156).get());
+}
+
+TEST_CASE("README: the Hadamard usage snippet runs as shown") {
+  std::vector<float> x(4096, 1.0f);
+  sq::fwht(x);  // x <- x H_4096 / 64, in place
+  CHECK(x[0] == doctest::Approx(64.0f));
+  CHECK(x[1] == 0.0f);
+
+  sq::hadamard_transform<float> h(11008);
+  std::vector<float> tokens(8 * 11008, 1.0f);
+  h.apply_rows(sq::matrix_view<float>(tokens, 8, 11008));
+  h.apply_rows_inverse(sq::matrix_view<float>(tokens, 8, 11008));
+  CHECK(tokens[12345] == doctest::Approx(1.0f).epsilon(1e-4));
+
+  sq::hadamard_transform<float> randomized(4096, {.randomized = true, .seed = 42});
+  CHECK(randomized.size() == 4096);
+  auto split = sq::hadamard_kronecker_split(11008);
+  REQUIRE(split.has_value());
+  CHECK(split->a == 172);
+  CHECK(split->b == 64);
 }

@@ -182,12 +182,25 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
   }
 }
 
+/// Prefetches the cache lines of x[0..n) with intent to write.
+template <class T>
+SINGLEQUANT_INLINE void prefetch_for_write(const T* x, std::size_t n) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* p = reinterpret_cast<const char*>(x);
+  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64) __builtin_prefetch(p + offset, 1, 3);
+#else
+  static_cast<void>(x);
+  static_cast<void>(n);
+#endif
+}
+
 /// Runs radix_block<2^bits> over every group of a pass whose lowest level has stride `stride`.
+/// prefetch (leaf passes, may be null): the same offsets of the next row, fetched as this one is read.
 template <bool Leaf, bool Last, class T, class Arch>
 void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
                 const lane_context<T, Arch>& lanes, std::type_identity_t<T> scale,
-                const std::type_identity_t<T>* in_signs,
-                const std::type_identity_t<T>* out_signs) noexcept {
+                const std::type_identity_t<T>* in_signs, const std::type_identity_t<T>* out_signs,
+                const std::type_identity_t<T>* prefetch = nullptr) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   const std::size_t span = stride << bits;
   auto run = [&](auto radix) {
@@ -195,6 +208,7 @@ void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
     for (std::size_t base = 0; base < n; base += span)
       for (std::size_t j = 0; j < stride; j += W) {
         const std::size_t offset = base + j;
+        if (prefetch != nullptr) prefetch_for_write(prefetch + offset, R * W);
         radix_block<R, Leaf, Last>(x + offset, stride, lanes, scale,
                                    in_signs != nullptr ? in_signs + offset : nullptr,
                                    out_signs != nullptr ? out_signs + offset : nullptr);
@@ -237,7 +251,7 @@ constexpr std::size_t max_radix_bits() noexcept {
 
 template <class T, class Arch>
 void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs,
-               const lane_context<T, Arch>& lanes) noexcept {
+               const lane_context<T, Arch>& lanes, const T* prefetch = nullptr) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   constexpr std::size_t log2_w = W >= 16 ? 4 : W >= 8 ? 3 : W >= 4 ? 2 : W >= 2 ? 1 : 0;
   constexpr std::size_t radix_bits = max_radix_bits<T, Arch>();
@@ -258,7 +272,7 @@ void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* ou
     const std::size_t block = std::size_t{1} << log2_block;
     for (std::size_t b = 0; b < n; b += block)
       fwht_simd<T, Arch>(x + b, log2_block, T(1), in_signs != nullptr ? in_signs + b : nullptr,
-                         nullptr, lanes);
+                         nullptr, lanes, prefetch != nullptr ? prefetch + b : nullptr);
     strided_levels<T, Arch>(x, n, log2_block, log2_n, 3, lanes, true, scale, out_signs);
     return;
   }
@@ -266,9 +280,9 @@ void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* ou
   const std::size_t leaf_bits = log2_n - log2_w < radix_bits ? log2_n - log2_w : radix_bits;
   const bool leaf_only = log2_w + leaf_bits == log2_n;
   if (leaf_only)
-    radix_pass<true, true>(x, n, W, leaf_bits, lanes, scale, in_signs, out_signs);
+    radix_pass<true, true>(x, n, W, leaf_bits, lanes, scale, in_signs, out_signs, prefetch);
   else
-    radix_pass<true, false>(x, n, W, leaf_bits, lanes, T(1), in_signs, nullptr);
+    radix_pass<true, false>(x, n, W, leaf_bits, lanes, T(1), in_signs, nullptr, prefetch);
   if (!leaf_only)
     strided_levels<T, Arch>(x, n, log2_w + leaf_bits, log2_n, radix_bits, lanes, true, scale,
                             out_signs);
@@ -461,9 +475,13 @@ void fwht_rows_impl(T* x, std::size_t rows, std::size_t row_stride, std::size_t 
       fwht_scalar(x + i * row_stride, log2_n, scale, row_signs(in_signs, i), row_signs(out_signs, i));
   } else {
     const lane_context<T, Arch> lanes;
-    for (std::size_t i = 0; i < rows; ++i)
+    const std::size_t n = std::size_t{1} << log2_n;
+    for (std::size_t i = 0; i < rows; ++i) {
+      // Memory-resident batches: the leaf pass of a row prefetches the next row (one row ahead).
+      const bool ahead = i + 1 < rows && n * sizeof(T) >= 4096;
       fwht_simd<T, Arch>(x + i * row_stride, log2_n, scale, row_signs(in_signs, i),
-                         row_signs(out_signs, i), lanes);
+                         row_signs(out_signs, i), lanes, ahead ? x + (i + 1) * row_stride : nullptr);
+    }
   }
 }
 
