@@ -14,6 +14,7 @@ namespace {
 struct results {
   float absmax = 0, dot = 0;
   std::vector<float> rotated;
+  std::vector<float> hadamard;  // FWHT of 4096, then the 2752 = 172 x 16 transform of a prefix
   std::vector<std::uint8_t> codes;
   std::vector<float> scales;
 };
@@ -34,6 +35,11 @@ results run_all(std::vector<float> x, const std::vector<float>& y) {
   for (std::size_t k = 0; k < cols; k += 2) seq.push_back(sq::givens<float>::from_angle(k, k + 1, 0.1 * double(k + 1)));
   r.rotated.assign(x.begin(), x.begin() + rows * cols);
   seq.apply_rows(sq::matrix_view<float>(r.rotated, rows, cols));
+  // Hadamard kernels (bit-exact on every path: the same butterfly and table order).
+  r.hadamard = x;
+  sq::fwht(r.hadamard);
+  sq::hadamard_transform<float>(2752, {.randomized = true, .seed = 3})
+      .apply(sq::vector_view<float>(r.hadamard.data(), 2752));
   return r;
 }
 }  // namespace
@@ -64,8 +70,9 @@ int main() {
     const bool ok = active == path && got.absmax == reference.absmax &&
                     std::fabs(got.dot - reference.dot) <= 1e-3f * std::fabs(reference.dot) + 1e-3f &&
                     rotation_error <= 1e-5;
-    const bool codes_ok = got.codes == reference.codes && got.scales == reference.scales;
-    std::printf("%s: active %s, absmax %g, dot %g, max rotation diff %g, codes %s: %s\n",
+    const bool codes_ok = got.codes == reference.codes && got.scales == reference.scales &&
+                          got.hadamard == reference.hadamard;
+    std::printf("%s: active %s, absmax %g, dot %g, max rotation diff %g, codes and hadamard %s: %s\n",
                 sq::isa_name(path).data(), sq::isa_name(active).data(), static_cast<double>(got.absmax),
                 static_cast<double>(got.dot), rotation_error, codes_ok ? "equal" : "DIFFER",
                 ok && codes_ok ? "ok" : "MISMATCH");
