@@ -60,7 +60,9 @@ constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size
 
 // ---- scalar reference path -----------------------------------------------------------------------
 
-template <class T>
+// Every helper below is a template on Arch (even the scalar ones that SIMD paths fall back to), so
+// per-ISA copies never share a symbol (see simd.hpp).
+template <class T, class Arch>
 void fwht_scalar(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs) noexcept {
   const std::size_t n = std::size_t{1} << log2_n;
   if (in_signs != nullptr)
@@ -183,7 +185,7 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
 }
 
 /// Prefetches the cache lines of x[0..n) with intent to write.
-template <class T>
+template <class Arch, class T>
 SINGLEQUANT_INLINE void prefetch_for_write(const T* x, std::size_t n) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
   const char* p = reinterpret_cast<const char*>(x);
@@ -208,7 +210,7 @@ void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
     for (std::size_t base = 0; base < n; base += span)
       for (std::size_t j = 0; j < stride; j += W) {
         const std::size_t offset = base + j;
-        if (prefetch != nullptr) prefetch_for_write(prefetch + offset, R * W);
+        if (prefetch != nullptr) prefetch_for_write<Arch>(prefetch + offset, R * W);
         radix_block<R, Leaf, Last>(x + offset, stride, lanes, scale,
                                    in_signs != nullptr ? in_signs + offset : nullptr,
                                    out_signs != nullptr ? out_signs + offset : nullptr);
@@ -262,7 +264,7 @@ void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* ou
   constexpr std::size_t log2_l2_block = log2_of(524288 / sizeof(T));
   const std::size_t n = std::size_t{1} << log2_n;
   if (log2_n < log2_w) {
-    fwht_scalar(x, log2_n, scale, in_signs, out_signs);
+    fwht_scalar<T, Arch>(x, log2_n, scale, in_signs, out_signs);
     return;
   }
   const std::size_t log2_block = log2_n > log2_l2_block ? log2_l2_block
@@ -290,7 +292,8 @@ void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* ou
 
 // ---- the +-1 block product (four Russians) -------------------------------------------------------
 
-/// Load/store of one column tile: a register on SIMD paths, one element on the scalar path.
+/// Load/store of one column tile: a register on SIMD paths, one element on the scalar path (and on
+/// the scalar fallback of a SIMD path, column_tile<T, Arch, true>, still distinct per Arch).
 template <class T, class Arch, bool Scalar = simd::is_scalar_v<Arch>>
 struct column_tile;
 template <class T, class Arch>
@@ -449,7 +452,7 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
       return;
     }
   }
-  using scalar_tile = column_tile<T, simd::scalar_arch>;
+  using scalar_tile = column_tile<T, Arch, true>;
   for (std::size_t q0 = 0; q0 < m; q0 += cols)
     mix_columns<scalar_tile>(x, m, q0, cols, plan, scale, out_signs, scratch, acc);
 }
@@ -457,7 +460,7 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
 template <class T, class Arch>
 void fwht_impl(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs) noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
-    fwht_scalar(x, log2_n, scale, in_signs, out_signs);
+    fwht_scalar<T, Arch>(x, log2_n, scale, in_signs, out_signs);
   } else {
     const lane_context<T, Arch> lanes;
     fwht_simd<T, Arch>(x, log2_n, scale, in_signs, out_signs, lanes);
@@ -472,7 +475,8 @@ void fwht_rows_impl(T* x, std::size_t rows, std::size_t row_stride, std::size_t 
   };
   if constexpr (simd::is_scalar_v<Arch>) {
     for (std::size_t i = 0; i < rows; ++i)
-      fwht_scalar(x + i * row_stride, log2_n, scale, row_signs(in_signs, i), row_signs(out_signs, i));
+      fwht_scalar<T, Arch>(x + i * row_stride, log2_n, scale, row_signs(in_signs, i),
+                           row_signs(out_signs, i));
   } else {
     const lane_context<T, Arch> lanes;
     const std::size_t n = std::size_t{1} << log2_n;
