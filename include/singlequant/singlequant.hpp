@@ -9,6 +9,7 @@
 #include "quant.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
+#include "stats.hpp"
 #include "view.hpp"
 
 #endif  // SINGLEQUANT_SINGLEQUANT_HPP
