@@ -2,7 +2,9 @@
 #ifndef SINGLEQUANT_SINGLEQUANT_HPP
 #define SINGLEQUANT_SINGLEQUANT_HPP
 
+<<<<<<< HEAD
 #include "angles.hpp"
+#include "art.hpp"
 #include "config.hpp"
 #include "givens.hpp"
 #include "int4.hpp"
@@ -10,6 +12,8 @@
 #include "reduce.hpp"
 #include "simd.hpp"
 #include "stats.hpp"
+#include "transform.hpp"
+#include "urt.hpp"
 #include "view.hpp"
 
 #endif  // SINGLEQUANT_SINGLEQUANT_HPP
