@@ -39,6 +39,7 @@ TEST_CASE("art: flags the magnitude outliers and pairs each with a quiet partner
   sq::art_options options;
   options.tau_mag = 8.0;
   options.max_levels = 3;
+  options.weighting = sq::token_weighting::raw;  // flag on the raw absmax the test computes
   const auto art = sq::build_art(stats, options);
   // The massive channels (100-1000x) and the larger systematic ones are flagged; nothing else.
   std::vector<double> peak(n);
@@ -74,6 +75,7 @@ TEST_CASE("art: the l4 rule never increases the calibration l4, stage by stage")
   sq::art_options options;
   options.tau_mag = 4.0;
   options.max_levels = 4;
+  options.weighting = sq::token_weighting::raw;  // the objective is the plain sum of y^4
   const auto art = sq::build_art(stats, options);
   REQUIRE(art.report.rotations > 0);
   double before = sq_test::fourth_power_sum(x);
@@ -129,6 +131,7 @@ TEST_CASE("art: the energy rule equalises the pair's second moments") {
   const auto stats = stats_of(x, tokens, n);
   sq::art_options options;
   options.rule = sq::angle_rule::energy;
+  options.weighting = sq::token_weighting::raw;
   options.tau_mag = 6.0;
   options.max_levels = 1;
   const auto art = sq::build_art(stats, options);

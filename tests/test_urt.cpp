@@ -53,6 +53,7 @@ TEST_CASE("urt greedy: every step picks the best pair and never raises the l4") 
   sq::urt_options options;
   options.budget = 30;
   options.min_relative_gain = 0;
+  options.weighting = sq::token_weighting::raw;
   const auto urt = sq::build_urt(stats, options);
   const auto rotations = flatten(urt.rotations);
   REQUIRE(rotations.size() == 30);
@@ -81,12 +82,38 @@ TEST_CASE("urt greedy: every step picks the best pair and never raises the l4") 
   CHECK(urt.report.l4_after < urt.report.l4_before);
 }
 
+TEST_CASE("urt greedy: with unit-norm tokens (default) the l4 of the scaled rows never rises") {
+  const std::size_t n = 24, tokens = 100;
+  const sq_test::llm_like_activations gen(n, 29);
+  auto x = gen.draw(tokens, 30);
+  const auto stats = stats_of(x, tokens, n);
+  const auto urt = sq::build_urt(stats);
+  REQUIRE(urt.report.rotations > 0);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    double energy = 0;
+    for (std::size_t k = 0; k < n; ++k) energy += x[t * n + k] * x[t * n + k];
+    for (std::size_t k = 0; k < n; ++k) x[t * n + k] /= std::sqrt(energy);
+  }
+  double l4 = sq_test::fourth_power_sum(x);
+  CHECK(sq_test::close(std::pow(l4, 0.25), urt.report.l4_before, 1e-12));
+  for (const auto& g : flatten(urt.rotations)) {
+    sq::givens_sequence<double> single(n);
+    single.push_back(g);
+    single.apply_rows(sq::matrix_view<double>(x, tokens, n));
+    const double after = sq_test::fourth_power_sum(x);
+    CHECK(after <= l4 * (1 + 1e-14));
+    l4 = after;
+  }
+  CHECK(sq_test::close(std::pow(l4, 0.25), urt.report.l4_after, 1e-12));
+}
+
 TEST_CASE("urt greedy: dense starting gains and gains from the rows build the same pairs") {
   const std::size_t n = 33, tokens = 90;
   const sq_test::llm_like_activations gen(n, 23);
   const auto x = gen.draw(tokens, 24);
   sq::urt_options options;
   options.budget = 20;
+  options.weighting = sq::token_weighting::raw;  // the dense start needs raw sums
   const auto a = flatten(sq::build_urt(stats_of(x, tokens, n, sq::cross_moments::dense), options).rotations);
   const auto b = flatten(sq::build_urt(stats_of(x, tokens, n, sq::cross_moments::sampled), options).rotations);
   REQUIRE(a.size() == b.size());
@@ -107,6 +134,7 @@ TEST_CASE("urt greedy: after ART it sees the rotated channels (never raises the 
   before.push_back(sq::givens<double>::from_angle(17, 3, -0.2));
   sq::urt_options options;
   options.budget = 16;
+  options.weighting = sq::token_weighting::raw;
   const auto urt = sq::build_urt(stats, before, options);
   before.apply_rows(sq::matrix_view<double>(x, tokens, n));
   const double start = sq_test::fourth_power_sum(x);
@@ -144,6 +172,7 @@ TEST_CASE("urt energy: constant channel energy, trace preserved, at most n - 1 r
   const auto stats = stats_of(x, tokens, n);
   sq::urt_options options;
   options.mode = sq::urt_mode::energy;
+  options.weighting = sq::token_weighting::raw;
   const auto urt = sq::build_urt(stats, options);
   CHECK(urt.report.rotations <= n - 1);
   CHECK(urt.report.rotations >= 1);

@@ -34,6 +34,7 @@ struct art_options {
   std::size_t max_levels = 2;      ///< levels (parallel stages); 0 builds nothing
   angle_rule rule = angle_rule::l4;
   std::size_t max_outliers = 0;    ///< at most this many first-level outliers (largest first; 0: all)
+  token_weighting weighting = token_weighting::unit_norm;  ///< tokens in the angle sums and flags
 };
 
 /// A built rotation: the Givens sequence (row-vector convention, x <- x G) and what it did.
@@ -76,7 +77,7 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
   detail::check(std::isfinite(options.tau_mag) && options.tau_mag > 0, "build_art",
                 "tau_mag must be finite and > 0, got ", options.tau_mag);
   const std::size_t n = stats.dim();
-  detail::working_set ws(stats, nullptr);
+  detail::working_set ws(stats, nullptr, options.weighting);
   art_result result{givens_sequence<double>(n), {}};
   detail::report_before(result.report, ws);
 

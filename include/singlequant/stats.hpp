@@ -54,8 +54,17 @@ struct stats_options {
   std::uint64_t seed = 0;          ///< reservoir sampling generator (used once tokens > capacity)
 };
 
+/// How the builders weight the calibration tokens in their objectives (sums over tokens).
+enum class token_weighting {
+  /// Every token scaled to unit l2 norm first (default). Per-token quantisers are scale-invariant,
+  /// and rotations keep each token's norm, so the closed forms stay exact on the scaled rows; without
+  /// it a few massive tokens dominate every fourth-order sum.
+  unit_norm,
+  raw,  ///< the sums of the activations as they are
+};
+
 /// What a builder did, measured on the calibration row sample (before / after its rotations).
-/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows; max_over_rms = mean over the sample rows of
+/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting); max_over_rms = mean over the sample rows of
 /// max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all zero count as 1).
 struct rotation_report {
   std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)

@@ -50,6 +50,7 @@ struct urt_options {
   std::size_t chain_block = 0;
   /// chain: nominal outliers are channels with RMS > tau_nominal x the median RMS.
   double tau_nominal = 2.0;
+  token_weighting weighting = token_weighting::unit_norm;  ///< tokens in the sums (stats.hpp)
 };
 
 /// A built rotation: the Givens sequence (row-vector convention, x <- x G) and what it did.
@@ -348,7 +349,7 @@ urt_result build_urt_on(const activation_stats& stats,
         "energy_tolerance must be finite and >= 0, got ", options.energy_tolerance);
   check(std::isfinite(options.tau_nominal) && options.tau_nominal > 0, "build_urt",
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
-  working_set ws(stats, &already_applied);
+  working_set ws(stats, &already_applied, options.weighting);
   urt_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
   switch (options.mode) {
@@ -358,7 +359,9 @@ urt_result build_urt_on(const activation_stats& stats,
       std::vector<char> touched(n, 0);
       for (const auto& stage : already_applied.stages())
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
-      greedy_l4_search<Arch> search(ws, stats, stats.sample_is_complete(), touched);
+      const bool dense_start =
+          stats.sample_is_complete() && options.weighting == token_weighting::raw;
+      greedy_l4_search<Arch> search(ws, stats, dense_start, touched);
       result.report.rotations = search.run(budget, options.min_relative_gain, result.rotations);
       break;
     }

@@ -62,3 +62,36 @@ TEST_CASE("moment kernels: every SIMD path gives the scalar path's bits") {
     }
   }
 }
+
+#include <singlequant/urt.hpp>
+
+#include "../synthetic_layer.hpp"
+
+TEST_CASE("urt greedy: every ISA path builds the same rotations, bit for bit") {
+  namespace sq = singlequant;
+  const std::size_t n = 45, tokens = 70;
+  const sq_test::llm_like_activations gen(n, 81);
+  const auto x = gen.draw(tokens, 82);
+  for (auto weighting : {sq::token_weighting::unit_norm, sq::token_weighting::raw}) {
+    sq::activation_stats stats(n);
+    stats.accumulate(sq::matrix_view<const double>(x, tokens, n));
+    sq::urt_options options;
+    options.weighting = weighting;
+    const sq::givens_sequence<double> none(n);
+    const auto a = sq::detail::build_urt_on<test_arch>(stats, none, options);
+    const auto b = sq::detail::build_urt_on<scalar_arch>(stats, none, options);
+    REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
+    CHECK(a.rotations.rotation_count() > 0);
+    for (std::size_t s = 0; s < a.rotations.stages().size(); ++s) {
+      const auto ra = a.rotations.stages()[s].rotations();
+      const auto rb = b.rotations.stages()[s].rotations();
+      REQUIRE(ra.size() == rb.size());
+      for (std::size_t r = 0; r < ra.size(); ++r) {
+        CHECK(ra[r].i == rb[r].i);
+        CHECK(ra[r].j == rb[r].j);
+        CHECK(std::memcmp(&ra[r].c, &rb[r].c, sizeof(double)) == 0);
+        CHECK(std::memcmp(&ra[r].s, &rb[r].s, sizeof(double)) == 0);
+      }
+    }
+  }
+}

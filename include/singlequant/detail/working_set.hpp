@@ -18,12 +18,23 @@ namespace detail {
 /// rotation a builder emits, so later steps see exactly the sums of the rotated channels.
 class working_set {
  public:
-  working_set(const activation_stats& stats, const givens_sequence<double>* already_applied)
+  working_set(const activation_stats& stats, const givens_sequence<double>* already_applied,
+              token_weighting weighting)
       : rows_(stats.sample().rows()), n_(stats.dim()) {
     const auto sample = stats.sample();
     y_.assign(sample.data(), sample.data() + rows_ * n_);
     if (already_applied != nullptr && already_applied->rotation_count() > 0)
       already_applied->apply_rows(matrix_view<double>(y_.data(), rows_, n_));
+    if (weighting == token_weighting::unit_norm) {
+      for (std::size_t t = 0; t < rows_; ++t) {
+        double* r = y_.data() + t * n_;
+        double energy = 0;
+        for (std::size_t k = 0; k < n_; ++k) energy += r[k] * r[k];
+        if (energy == 0) continue;
+        const double inverse = 1.0 / std::sqrt(energy);
+        for (std::size_t k = 0; k < n_; ++k) r[k] *= inverse;
+      }
+    }
   }
 
   [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
