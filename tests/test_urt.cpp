@@ -231,6 +231,25 @@ TEST_CASE("urt: same statistics, same rotations, bit for bit") {
   }
 }
 
+TEST_CASE("urt: max_rows builds on an evenly strided subset of the calibration rows") {
+  const std::size_t n = 16, tokens = 120;
+  const sq_test::llm_like_activations gen(n, 53);
+  const auto x = gen.draw(tokens, 54);
+  std::vector<double> subset;
+  for (std::size_t t = 0; t < 40; ++t) subset.insert(subset.end(), x.begin() + static_cast<std::ptrdiff_t>(t * 3 * n), x.begin() + static_cast<std::ptrdiff_t>((t * 3 + 1) * n));
+  sq::urt_options options;
+  options.max_rows = 40;
+  const auto a = flatten(sq::build_urt(stats_of(x, tokens, n), options).rotations);
+  options.max_rows = 0;
+  const auto b = flatten(sq::build_urt(stats_of(subset, 40, n), options).rotations);
+  REQUIRE(a.size() == b.size());
+  for (std::size_t r = 0; r < a.size(); ++r) {
+    CHECK(a[r].i == b[r].i);
+    CHECK(a[r].j == b[r].j);
+    CHECK(a[r].c == b[r].c);
+  }
+}
+
 TEST_CASE("urt: bad input is reported") {
   sq::activation_stats empty(8);
   SQ_CHECK_ERROR_CONTAINS(sq::build_urt(empty), "singlequant::build_urt", "zero tokens");

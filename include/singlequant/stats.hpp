@@ -375,9 +375,9 @@ class activation_stats {
         for (std::size_t c0 = 0; c0 < n_; c0 += block) {
           const std::size_t m = std::min(block, n_ - c0);
           // Weight columns c0..c0+m of the rows (row stride n_).
-          K::cross_fourth(x, rows, n_, n_, c0, x3.data() + c0, x2.data() + c0, x + c0, m, n_,
+          K::cross_fourth(x, rows, n_, n_, 8, c0, x3.data() + c0, x2.data() + c0, x + c0, m, n_,
                           c31_.data() + c0 * n_, c22_.data() + c0 * n_, c13_.data() + c0 * n_, n_);
-          K::cross_second(x, rows, n_, n_, c0, x + c0, m, n_, c11_.data() + c0 * n_, n_);
+          K::cross_second(x, rows, n_, n_, 8, c0, x + c0, m, n_, c11_.data() + c0 * n_, n_);
         }
       }
     });

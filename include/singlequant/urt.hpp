@@ -44,6 +44,11 @@ struct urt_options {
   std::size_t budget = 0;
   /// greedy_l4: stop when the best decrease is below min_relative_gain x sum_t sum_k y_tk^4.
   double min_relative_gain = 1e-6;
+  /// greedy_l4 / energy / chain: use at most this many calibration rows (an evenly strided subset
+  /// of the row sample; 0: all). The greedy costs O(rows x n) per rotation: the lever for wide sites.
+  std::size_t max_rows = 0;
+  /// greedy_l4: best partners remembered per channel (more: fewer full rescans, O(n x this) memory).
+  std::size_t candidates = 32;
   /// energy: channels within energy_tolerance x tr(S)/n of the mean count as done.
   double energy_tolerance = 1e-12;
   /// chain: block size b (blocks [g b, (g + 1) b), the last one may be shorter; 0: min(n, 64)).
@@ -71,15 +76,23 @@ inline double l4_gain(double s40_lo, double s04_hi, double s22, double s31_lohi,
 
 /// The greedy l4 sweep on a working set (templated on the kernel architecture so tests can hold
 /// every ISA path to the same bytes).
+///
+/// Bookkeeping: every channel k keeps its `candidates` best partners with their exact gains, sorted
+/// (gain descending, partner ascending), and a floor: every partner not in the list has a gain
+/// <= floor. A rotation of (p, q) changes only the gains of pairs touching p or q: rows p and q are
+/// recomputed in one pass over the rows (O(rows x n)), and the new gains (k, p), (k, q) replace the
+/// old entries of every other list. A channel's best is exact when its list's first gain is >= its
+/// floor; otherwise the floor is an upper bound and the row is rescanned only if it reaches the top,
+/// so the pick is always the exact largest gain (ties: lower channel, then lower partner).
 template <class Arch>
 class greedy_l4_search {
  public:
-  greedy_l4_search(working_set& ws, const activation_stats& stats, bool stats_match_rows,
-                   const std::vector<char>& touched_before)
-      : ws_(ws), n_(ws.dim()), rows_(ws.rows()), fourth_(n_), best_(n_, -1.0),
-        partner_(n_, n_), stale_(n_, 0) {
+  greedy_l4_search(working_set& ws, const activation_stats& stats, bool dense_start,
+                   const std::vector<char>& touched_before, std::size_t candidates)
+      : ws_(ws), n_(ws.dim()), rows_(ws.rows()), k_(std::max<std::size_t>(candidates, 1)),
+        fourth_(n_), gain_(n_ * k_), partner_(n_ * k_), count_(n_, 0), floor_(n_, -1.0) {
     for (std::size_t k = 0; k < n_; ++k) fourth_[k] = ws.fourth(k);
-    if (stats_match_rows && stats.has_dense_cross_moments()) {
+    if (dense_start && stats.has_dense_cross_moments()) {
       init_from_dense(stats, touched_before);
     } else {
       init_from_rows();
@@ -90,18 +103,25 @@ class greedy_l4_search {
   std::size_t run(std::size_t budget, double min_relative_gain, givens_sequence<double>& out) {
     std::size_t done = 0;
     while (done < budget) {
+      // Largest exact best or upper bound; ties to the lower channel.
       std::size_t r = n_;
-      for (std::size_t k = 0; k < n_; ++k)
-        if (partner_[k] < n_ && (r == n_ || best_[k] > best_[r])) r = k;
-      if (r == n_) break;
-      if (stale_[r]) {
-        rescan(r, r);
+      double top = -1;
+      for (std::size_t k = 0; k < n_; ++k) {
+        const double bound = upper_bound(k);
+        if (bound > top) {
+          top = bound;
+          r = k;
+        }
+      }
+      if (r == n_ || top < 0) break;
+      if (!exact(r)) {
+        rescan(with_stale_rows({r}), 0);
         continue;
       }
       double total = 0;
       for (const double f : fourth_) total += f;
-      if (!(best_[r] > min_relative_gain * total)) break;
-      const std::size_t p = partner_[r];
+      if (!(top > min_relative_gain * total)) break;
+      const std::size_t p = partner_[r * k_];
       const std::size_t i = std::min(r, p), j = std::max(r, p);
       const angles::l4_step step = angles::l4_optimal(ws_.pair_moments(i, j));
       if (!(step.decrease > 0)) break;
@@ -111,19 +131,58 @@ class greedy_l4_search {
       ++done;
       fourth_[i] = ws_.fourth(i);
       fourth_[j] = ws_.fourth(j);
-      rescan(i, j);
+      rescan(with_stale_rows({i, j}), 2);
     }
     return done;
   }
 
  private:
-  // Offers the exact gain of (k, partner) to row k.
-  void offer(std::size_t k, std::size_t partner, double gain) {
-    if (gain > best_[k] || (partner_[k] == n_)) {
-      best_[k] = gain;
-      partner_[k] = partner;
-      stale_[k] = 0;
+  [[nodiscard]] bool exact(std::size_t k) const noexcept {
+    return count_[k] > 0 && gain_[k * k_] >= floor_[k];
+  }
+  [[nodiscard]] double upper_bound(std::size_t k) const noexcept {
+    return count_[k] > 0 ? std::max(gain_[k * k_], floor_[k]) : floor_[k];
+  }
+
+  // Sets the gain of (k, partner) in k's list (replacing an older entry of that partner).
+  void offer(std::size_t k, std::size_t partner, double gain, bool replace) {
+    double* g = gain_.data() + k * k_;
+    std::size_t* p = partner_.data() + k * k_;
+    std::size_t count = count_[k];
+    if (replace) {
+      for (std::size_t s = 0; s < count; ++s) {
+        if (p[s] != partner) continue;
+        for (std::size_t u = s + 1; u < count; ++u) {
+          g[u - 1] = g[u];
+          p[u - 1] = p[u];
+        }
+        --count;
+        break;
+      }
     }
+    if (gain > floor_[k]) {
+      std::size_t at = count;
+      while (at > 0 && (g[at - 1] < gain || (g[at - 1] == gain && p[at - 1] > partner))) --at;
+      if (at < k_) {
+        if (count == k_) floor_[k] = std::max(floor_[k], g[k_ - 1]);  // dropped entry
+        const std::size_t last = std::min(count, k_ - 1);
+        for (std::size_t u = last; u > at; --u) {
+          g[u] = g[u - 1];
+          p[u] = p[u - 1];
+        }
+        g[at] = gain;
+        p[at] = partner;
+        count = std::min(count + 1, k_);
+      } else {
+        floor_[k] = std::max(floor_[k], gain);
+      }
+    }
+    count_[k] = count;
+  }
+
+  void reset_row(std::size_t k) noexcept {
+    count_[k] = 0;
+    floor_[k] = -1.0;
   }
 
   void init_from_dense(const activation_stats& stats, const std::vector<char>& touched) {
@@ -137,8 +196,8 @@ class greedy_l4_search {
         if (touched[k]) continue;
         const std::size_t e = i * n_ + k;
         const double g = l4_gain(s4[i], s4[k], c22[e], c31[e], c13[e]);
-        offer(i, k, g);
-        offer(k, i, g);
+        offer(i, k, g, false);
+        offer(k, i, g, false);
       }
     }
     for (std::size_t k = 0; k < n_; ++k)
@@ -152,30 +211,32 @@ class greedy_l4_search {
     const double* y = ws_.data();
     for (std::size_t c0 = 0; c0 < n_; c0 += block) {
       const std::size_t m = std::min(block, n_ - c0);
-      fill_weights(c0, m, w3.data(), w2.data(), w1.data());
+      fill_weights(c0, 1, m, w3.data(), w2.data(), w1.data());
       std::fill(o31.begin(), o31.end(), 0.0);
       std::fill(o22.begin(), o22.end(), 0.0);
       std::fill(o13.begin(), o13.end(), 0.0);
-      moment_kernel<Arch>::cross_fourth(y, rows_, n_, n_, c0, w3.data(), w2.data(), w1.data(), m,
-                                        m, o31.data(), o22.data(), o13.data(), n_);
+      moment_kernel<Arch>::cross_fourth(y, rows_, n_, ws_.row_stride(), ws_.panel_stride(), c0,
+                                        w3.data(), w2.data(), w1.data(), m, m, o31.data(),
+                                        o22.data(), o13.data(), n_);
       for (std::size_t c = 0; c < m; ++c) {
         const std::size_t i = c0 + c;
         for (std::size_t k = i + 1; k < n_; ++k) {
           const std::size_t e = c * n_ + k;
           const double g = l4_gain(fourth_[i], fourth_[k], o22[e], o31[e], o13[e]);
-          offer(i, k, g);
-          offer(k, i, g);
+          offer(i, k, g, false);
+          offer(k, i, g, false);
         }
       }
     }
   }
 
-  // w3 = y^3, w2 = y^2, w1 = y of channels c0..c0+m (rows x m), with the kernel's rounding order.
-  void fill_weights(std::size_t c0, std::size_t m, double* w3, double* w2, double* w1) const {
-    const double* y = ws_.data();
+  // w3 = y^3, w2 = y^2, w1 = y of channels first, first + step, ... (m of them), rows x m, with the
+  // kernel's rounding order.
+  void fill_weights(std::size_t first, std::size_t step, std::size_t m, double* w3, double* w2,
+                    double* w1) const {
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t c = 0; c < m; ++c) {
-        const double v = y[t * n_ + c0 + c];
+        const double v = ws_.value(t, first + c * step);
         const double v2 = v * v;
         w1[t * m + c] = v;
         w2[t * m + c] = v2;
@@ -183,76 +244,67 @@ class greedy_l4_search {
       }
   }
 
-  // Recomputes every gain of rows a and b (a == b: one row) and offers them to the other rows.
-  void rescan(std::size_t a, std::size_t b) {
-    const std::size_t m = a == b ? 1 : 2;
+  // Recomputes every gain of the rows in `group` (one pass over the rows for all of them) and
+  // rebuilds their lists; the first `rotated` of them were just rotated, so their new gains also
+  // replace the entries of every other row.
+  void rescan(const std::vector<std::size_t>& group, std::size_t rotated) {
+    const std::size_t m = group.size();
     std::vector<double> w3(rows_ * m), w2(rows_ * m), w1(rows_ * m);
     std::vector<double> o31(m * n_, 0.0), o22(m * n_, 0.0), o13(m * n_, 0.0);
     const double* y = ws_.data();
-    for (std::size_t t = 0; t < rows_; ++t) {
-      const std::size_t ch[2] = {a, b};
+    for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t c = 0; c < m; ++c) {
-        const double v = y[t * n_ + ch[c]];
+        const double v = ws_.value(t, group[c]);
         const double v2 = v * v;
         w1[t * m + c] = v;
         w2[t * m + c] = v2;
         w3[t * m + c] = v2 * v;
       }
-    }
-    moment_kernel<Arch>::cross_fourth(y, rows_, n_, n_, 0, w3.data(), w2.data(), w1.data(), m, m,
-                                      o31.data(), o22.data(), o13.data(), n_);
-    const std::size_t ch[2] = {a, b};
-    // Rows whose best partner was rotated lose that entry: new candidates or a stale upper bound.
-    std::vector<double> candidate(n_, -1.0);
-    std::vector<std::size_t> candidate_partner(n_, n_);
+    moment_kernel<Arch>::cross_fourth(y, rows_, n_, ws_.row_stride(), ws_.panel_stride(), 0,
+                                      w3.data(), w2.data(), w1.data(), m, m, o31.data(), o22.data(),
+                                      o13.data(), n_);
+    std::vector<char> in_rotated(n_, 0);
+    for (std::size_t c = 0; c < rotated; ++c) in_rotated[group[c]] = 1;
+    for (std::size_t c = 0; c < m; ++c) reset_row(group[c]);
     for (std::size_t c = 0; c < m; ++c) {
-      const std::size_t r = ch[c];
-      best_[r] = -1.0;
-      partner_[r] = n_;
-      stale_[r] = 0;
-    }
-    for (std::size_t c = 0; c < m; ++c) {
-      const std::size_t r = ch[c];
+      const std::size_t r = group[c];
       for (std::size_t k = 0; k < n_; ++k) {
         if (k == r) continue;
         const std::size_t e = c * n_ + k;
         // Canonical (lo, hi) orientation: s31 = sum y_lo^3 y_hi, s13 = sum y_lo y_hi^3.
         const double g = r < k ? l4_gain(fourth_[r], fourth_[k], o22[e], o31[e], o13[e])
                                : l4_gain(fourth_[k], fourth_[r], o22[e], o13[e], o31[e]);
-        if (g > best_[r] || partner_[r] == n_) {
-          best_[r] = g;
-          partner_[r] = k;
-        }
-        if (k == a || k == b) continue;
-        if (g > candidate[k] || candidate_partner[k] == n_) {
-          candidate[k] = g;
-          candidate_partner[k] = r;
-        }
-      }
-    }
-    for (std::size_t k = 0; k < n_; ++k) {
-      if (k == a || k == b || candidate_partner[k] == n_) continue;
-      const bool lost_partner = !stale_[k] && (partner_[k] == a || partner_[k] == b) && a != b;
-      if (lost_partner) {
-        if (candidate[k] >= best_[k]) {
-          best_[k] = candidate[k];
-          partner_[k] = candidate_partner[k];
-        } else {
-          stale_[k] = 1;  // best_[k] stays as an upper bound of the true best
-        }
-      } else if (candidate[k] > best_[k]) {
-        best_[k] = candidate[k];
-        partner_[k] = candidate_partner[k];
-        stale_[k] = 0;
+        offer(r, k, g, false);
+        if (c < rotated && !in_rotated[k]) offer(k, r, g, true);
       }
     }
   }
+  void rescan(std::size_t a, std::size_t b) { rescan(a == b ? std::vector<std::size_t>{a} : std::vector<std::size_t>{a, b}, a == b ? 0 : 2); }
+
+  // `group` plus the inexact rows with the largest upper bounds, up to rescan_group rows in all
+  // (a pass over the rows costs about the same for 1 or 8 channels).
+  std::vector<std::size_t> with_stale_rows(std::vector<std::size_t> group) const {
+    std::vector<std::size_t> stale;
+    for (std::size_t k = 0; k < n_; ++k)
+      if (!exact(k) && upper_bound(k) >= 0 && std::find(group.begin(), group.end(), k) == group.end())
+        stale.push_back(k);
+    const std::size_t room = rescan_group > group.size() ? rescan_group - group.size() : 0;
+    const std::size_t take = std::min(room, stale.size());
+    std::partial_sort(stale.begin(), stale.begin() + static_cast<std::ptrdiff_t>(take), stale.end(),
+                      [&](std::size_t x, std::size_t y) {
+                        const double bx = upper_bound(x), by = upper_bound(y);
+                        return bx != by ? bx > by : x < y;
+                      });
+    group.insert(group.end(), stale.begin(), stale.begin() + static_cast<std::ptrdiff_t>(take));
+    return group;
+  }
+  static constexpr std::size_t rescan_group = 4;
 
   working_set& ws_;
-  std::size_t n_, rows_;
-  std::vector<double> fourth_, best_;
-  std::vector<std::size_t> partner_;
-  std::vector<char> stale_;
+  std::size_t n_, rows_, k_;
+  std::vector<double> fourth_, gain_;
+  std::vector<std::size_t> partner_, count_;
+  std::vector<double> floor_;
 };
 
 inline void build_energy(working_set& ws, std::size_t budget, double tolerance,
@@ -349,7 +401,7 @@ urt_result build_urt_on(const activation_stats& stats,
         "energy_tolerance must be finite and >= 0, got ", options.energy_tolerance);
   check(std::isfinite(options.tau_nominal) && options.tau_nominal > 0, "build_urt",
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
-  working_set ws(stats, &already_applied, options.weighting);
+  working_set ws(stats, &already_applied, options.weighting, options.max_rows);
   urt_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
   switch (options.mode) {
@@ -359,9 +411,9 @@ urt_result build_urt_on(const activation_stats& stats,
       std::vector<char> touched(n, 0);
       for (const auto& stage : already_applied.stages())
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
-      const bool dense_start =
-          stats.sample_is_complete() && options.weighting == token_weighting::raw;
-      greedy_l4_search<Arch> search(ws, stats, dense_start, touched);
+      const bool dense_start = stats.sample_is_complete() &&
+                               options.weighting == token_weighting::raw && ws.rows() == stats.tokens();
+      greedy_l4_search<Arch> search(ws, stats, dense_start, touched, options.candidates);
       result.report.rotations = search.run(budget, options.min_relative_gain, result.rotations);
       break;
     }

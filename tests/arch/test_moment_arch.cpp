@@ -35,12 +35,12 @@ TEST_CASE("moment kernels: every SIMD path gives the scalar path's bits") {
       const double* w3 = w.data();
       const double* w2 = w.data() + rows * m;
       const double* w1 = w.data() + 2 * rows * m;
-      moment_kernel<scalar_arch>::cross_fourth(x.data(), rows, cols, stride, k_begin, w3, w2, w1, m, m,
+      moment_kernel<scalar_arch>::cross_fourth(x.data(), rows, cols, stride, 8, k_begin, w3, w2, w1, m, m,
                                                o31_s.data(), o22_s.data(), o13_s.data(), out_stride);
-      moment_kernel<test_arch>::cross_fourth(x.data(), rows, cols, stride, k_begin, w3, w2, w1, m, m,
+      moment_kernel<test_arch>::cross_fourth(x.data(), rows, cols, stride, 8, k_begin, w3, w2, w1, m, m,
                                              o31_v.data(), o22_v.data(), o13_v.data(), out_stride);
-      moment_kernel<scalar_arch>::cross_second(x.data(), rows, cols, stride, k_begin, w1, m, m, o11_s.data(), out_stride);
-      moment_kernel<test_arch>::cross_second(x.data(), rows, cols, stride, k_begin, w1, m, m, o11_v.data(), out_stride);
+      moment_kernel<scalar_arch>::cross_second(x.data(), rows, cols, stride, 8, k_begin, w1, m, m, o11_s.data(), out_stride);
+      moment_kernel<test_arch>::cross_second(x.data(), rows, cols, stride, 8, k_begin, w1, m, m, o11_v.data(), out_stride);
       CHECK(same_bits(o31_s, o31_v));
       CHECK(same_bits(o22_s, o22_v));
       CHECK(same_bits(o13_s, o13_v));

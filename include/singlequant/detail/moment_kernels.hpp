@@ -8,6 +8,7 @@
 #ifndef SINGLEQUANT_DETAIL_MOMENT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_MOMENT_KERNELS_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -33,23 +34,89 @@ SINGLEQUANT_INLINE xsimd::batch<double, Arch> no_fuse(xsimd::batch<double, Arch>
   return v;
 }
 
-/// Columns k of one block of Channels weight columns: for c < Channels,
+#if defined(__GNUC__) || defined(__clang__)
+#  define SINGLEQUANT_PREFETCH(address) __builtin_prefetch(address)
+#else
+#  define SINGLEQUANT_PREFETCH(address) static_cast<void>(address)
+#endif
+
+// Fully unrolls the per-channel loops so the accumulators stay in registers.
+#if defined(__clang__)
+#  define SINGLEQUANT_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#  define SINGLEQUANT_UNROLL _Pragma("GCC unroll 16")
+#else
+#  define SINGLEQUANT_UNROLL
+#endif
+
+/// Rows ahead the SIMD loops prefetch.
+inline constexpr std::size_t prefetch_rows = 12;
+/// Rows per tile of the cross sums: each tile's partial sums are added to the outputs, so the pages
+/// of a tile stay in the TLB while its columns are swept. Fixed (not per ISA): same bits everywhere.
+inline constexpr std::size_t cross_row_tile = 256;
+
+/// Offset of column k in a panel layout: columns come in panels of 8, panel p starting at
+/// p * panel_stride (row-major rows: panel_stride = 8; panel-major storage: panel_stride = rows * 8,
+/// row stride 8, so a column sweep over the rows reads contiguous memory).
+SINGLEQUANT_INLINE constexpr std::size_t column_offset(std::size_t k, std::size_t panel_stride) noexcept {
+  return (k / 8) * panel_stride + k % 8;
+}
+
+/// Columns k >= k_begin of one block of Channels weight columns: for c < Channels,
 ///   out31[c][k] += sum_t w3[t][c] x[t][k],  out22[c][k] += sum_t w2[t][c] x[t][k]^2,
 ///   out13[c][k] += sum_t w1[t][c] x[t][k]^3            (Fourth == true), or
 ///   out31[c][k] += sum_t w3[t][c] x[t][k]             (Fourth == false; w2, w1, out22, out13 unused).
-/// w* point at the block's first channel of row 0 and have row stride m; out* at row c0, column 0.
+/// x[t][k] is at x[t * stride + column_offset(k, panel_stride)]; w* point at the block's first
+/// channel of row 0 and have row stride m; out* at row c0, column 0.
 template <class Arch, std::size_t Channels, bool Fourth>
 void cross_block(const double* x, std::size_t rows, std::size_t cols, std::size_t stride,
-                 std::size_t k_begin, const double* w3, const double* w2, const double* w1,
-                 std::size_t m, double* out31, double* out22, double* out13,
+                 std::size_t panel_stride, std::size_t k_begin, const double* w3, const double* w2,
+                 const double* w1, std::size_t m, double* out31, double* out22, double* out13,
                  std::size_t out_stride) noexcept {
-  // m is the row stride of the weights here.
-  std::size_t k = k_begin;
-  if constexpr (!simd::is_scalar_v<Arch>) {
+  // Scalar path, SIMD head and tail: the same operation sequence per column as the SIMD body.
+  auto scalar_columns = [&](std::size_t k0, std::size_t k1) {
+    for (std::size_t k = k0; k < k1; ++k) {
+      const double* column = x + column_offset(k, panel_stride);
+      double acc31[Channels] = {}, acc22[Channels] = {}, acc13[Channels] = {};
+      for (std::size_t t = 0; t < rows; ++t) {
+        const double y = column[t * stride];
+        const double* w3_row = w3 + t * m;
+        if constexpr (Fourth) {
+          const double y2 = no_fuse(y * y);
+          const double y3 = no_fuse(y2 * y);
+          const double* w2_row = w2 + t * m;
+          const double* w1_row = w1 + t * m;
+          for (std::size_t c = 0; c < Channels; ++c) {
+            acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
+            acc22[c] = acc22[c] + no_fuse(w2_row[c] * y2);
+            acc13[c] = acc13[c] + no_fuse(w1_row[c] * y3);
+          }
+        } else {
+          for (std::size_t c = 0; c < Channels; ++c) acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
+        }
+      }
+      for (std::size_t c = 0; c < Channels; ++c) {
+        out31[c * out_stride + k] = out31[c * out_stride + k] + acc31[c];
+        if constexpr (Fourth) {
+          out22[c * out_stride + k] = out22[c * out_stride + k] + acc22[c];
+          out13[c * out_stride + k] = out13[c * out_stride + k] + acc13[c];
+        }
+      }
+    }
+  };
+  if constexpr (simd::is_scalar_v<Arch>) {
+    scalar_columns(k_begin, cols);
+  } else {
     using batch = xsimd::batch<double, Arch>;
     constexpr std::size_t lanes = batch::size;
+    static_assert(8 % lanes == 0, "a batch must not straddle two column panels");
+    const std::size_t aligned = std::min(cols, (k_begin + lanes - 1) / lanes * lanes);
+    scalar_columns(k_begin, aligned);
+    std::size_t k = aligned;
     for (; k + lanes <= cols; k += lanes) {
+      const double* column = x + column_offset(k, panel_stride);
       batch acc31[Channels], acc22[Channels], acc13[Channels];
+      SINGLEQUANT_UNROLL
       for (std::size_t c = 0; c < Channels; ++c) {
         acc31[c] = batch(0.0);
         if constexpr (Fourth) {
@@ -58,23 +125,27 @@ void cross_block(const double* x, std::size_t rows, std::size_t cols, std::size_
         }
       }
       for (std::size_t t = 0; t < rows; ++t) {
-        const batch y = batch::load_unaligned(x + t * stride + k);
+        if (t + prefetch_rows < rows) SINGLEQUANT_PREFETCH(column + (t + prefetch_rows) * stride);
+        const batch y = batch::load_unaligned(column + t * stride);
         const double* w3_row = w3 + t * m;
         if constexpr (Fourth) {
           const batch y2 = no_fuse<Arch>(y * y);
           const batch y3 = no_fuse<Arch>(y2 * y);
           const double* w2_row = w2 + t * m;
           const double* w1_row = w1 + t * m;
+          SINGLEQUANT_UNROLL
           for (std::size_t c = 0; c < Channels; ++c) {
             acc31[c] = acc31[c] + no_fuse<Arch>(batch(w3_row[c]) * y);
             acc22[c] = acc22[c] + no_fuse<Arch>(batch(w2_row[c]) * y2);
             acc13[c] = acc13[c] + no_fuse<Arch>(batch(w1_row[c]) * y3);
           }
         } else {
+          SINGLEQUANT_UNROLL
           for (std::size_t c = 0; c < Channels; ++c)
             acc31[c] = acc31[c] + no_fuse<Arch>(batch(w3_row[c]) * y);
         }
       }
+      SINGLEQUANT_UNROLL
       for (std::size_t c = 0; c < Channels; ++c) {
         double* o31 = out31 + c * out_stride + k;
         (batch::load_unaligned(o31) + acc31[c]).store_unaligned(o31);
@@ -86,34 +157,7 @@ void cross_block(const double* x, std::size_t rows, std::size_t cols, std::size_
         }
       }
     }
-  }
-  // Scalar path and SIMD tail: the same operation sequence per column.
-  for (; k < cols; ++k) {
-    double acc31[Channels] = {}, acc22[Channels] = {}, acc13[Channels] = {};
-    for (std::size_t t = 0; t < rows; ++t) {
-      const double y = x[t * stride + k];
-      const double* w3_row = w3 + t * m;
-      if constexpr (Fourth) {
-        const double y2 = no_fuse(y * y);
-        const double y3 = no_fuse(y2 * y);
-        const double* w2_row = w2 + t * m;
-        const double* w1_row = w1 + t * m;
-        for (std::size_t c = 0; c < Channels; ++c) {
-          acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
-          acc22[c] = acc22[c] + no_fuse(w2_row[c] * y2);
-          acc13[c] = acc13[c] + no_fuse(w1_row[c] * y3);
-        }
-      } else {
-        for (std::size_t c = 0; c < Channels; ++c) acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
-      }
-    }
-    for (std::size_t c = 0; c < Channels; ++c) {
-      out31[c * out_stride + k] = out31[c * out_stride + k] + acc31[c];
-      if constexpr (Fourth) {
-        out22[c * out_stride + k] = out22[c * out_stride + k] + acc22[c];
-        out13[c * out_stride + k] = out13[c * out_stride + k] + acc13[c];
-      }
-    }
+    scalar_columns(k, cols);
   }
 }
 
@@ -131,15 +175,15 @@ constexpr std::size_t cross_channel_block() noexcept {
 
 template <class Arch, bool Fourth, std::size_t Channels>
 void cross_tail(std::size_t count, const double* x, std::size_t rows, std::size_t cols,
-                std::size_t stride, std::size_t k_begin, const double* w3, const double* w2,
+                std::size_t stride, std::size_t panel_stride, std::size_t k_begin, const double* w3, const double* w2,
                 const double* w1, std::size_t m, double* out31, double* out22, double* out13,
                 std::size_t out_stride) noexcept {
   if constexpr (Channels > 0) {
     if (count == Channels) {
-      cross_block<Arch, Channels, Fourth>(x, rows, cols, stride, k_begin, w3, w2, w1, m, out31,
+      cross_block<Arch, Channels, Fourth>(x, rows, cols, stride, panel_stride, k_begin, w3, w2, w1, m, out31,
                                           out22, out13, out_stride);
     } else {
-      cross_tail<Arch, Fourth, Channels - 1>(count, x, rows, cols, stride, k_begin, w3, w2, w1, m,
+      cross_tail<Arch, Fourth, Channels - 1>(count, x, rows, cols, stride, panel_stride, k_begin, w3, w2, w1, m,
                                              out31, out22, out13, out_stride);
     }
   }
@@ -147,19 +191,28 @@ void cross_tail(std::size_t count, const double* x, std::size_t rows, std::size_
 
 template <class Arch, bool Fourth>
 void cross_all(const double* x, std::size_t rows, std::size_t cols, std::size_t stride,
-               std::size_t k_begin, const double* w3, const double* w2, const double* w1,
+               std::size_t panel_stride, std::size_t k_begin, const double* w3, const double* w2, const double* w1,
                std::size_t m, std::size_t w_stride, double* out31, double* out22, double* out13,
                std::size_t out_stride) noexcept {
+  if (rows > cross_row_tile) {
+    for (std::size_t t0 = 0; t0 < rows; t0 += cross_row_tile) {
+      const std::size_t tile = std::min(cross_row_tile, rows - t0);
+      cross_all<Arch, Fourth>(x + t0 * stride, tile, cols, stride, panel_stride, k_begin, w3 + t0 * w_stride,
+                              Fourth ? w2 + t0 * w_stride : w2, Fourth ? w1 + t0 * w_stride : w1,
+                              m, w_stride, out31, out22, out13, out_stride);
+    }
+    return;
+  }
   constexpr std::size_t block = cross_channel_block<Arch>();
   std::size_t c0 = 0;
   for (; c0 + block <= m; c0 += block) {
-    cross_block<Arch, block, Fourth>(x, rows, cols, stride, k_begin, w3 + c0, Fourth ? w2 + c0 : w2,
+    cross_block<Arch, block, Fourth>(x, rows, cols, stride, panel_stride, k_begin, w3 + c0, Fourth ? w2 + c0 : w2,
                                      Fourth ? w1 + c0 : w1, w_stride, out31 + c0 * out_stride,
                                      Fourth ? out22 + c0 * out_stride : out22,
                                      Fourth ? out13 + c0 * out_stride : out13, out_stride);
   }
   if (c0 < m) {
-    cross_tail<Arch, Fourth, block - 1>(m - c0, x, rows, cols, stride, k_begin, w3 + c0,
+    cross_tail<Arch, Fourth, block - 1>(m - c0, x, rows, cols, stride, panel_stride, k_begin, w3 + c0,
                                         Fourth ? w2 + c0 : w2, Fourth ? w1 + c0 : w1, w_stride,
                                         out31 + c0 * out_stride,
                                         Fourth ? out22 + c0 * out_stride : out22,
@@ -179,13 +232,14 @@ struct moment_kernel {
   ///   out13[c][k] += sum_t w1[t][c] x[t][k]^3; w* are rows x m with row stride w_stride, out* have
   /// row stride out_stride. With w3 = a^3, w2 = a^2, w1 = a for a channel a these are its
   /// fourth-order cross sums sum a^3 x_k, sum a^2 x_k^2, sum a x_k^3.
+  /// x[t][k] is at x[t * stride + column_offset(k, panel_stride)] (row-major: panel_stride 8).
   static void cross_fourth(const double* x, std::size_t rows, std::size_t cols, std::size_t stride,
-                           std::size_t k_begin, const double* w3, const double* w2, const double* w1,
+                           std::size_t panel_stride, std::size_t k_begin, const double* w3, const double* w2, const double* w1,
                            std::size_t m, std::size_t w_stride, double* out31, double* out22,
                            double* out13, std::size_t out_stride) noexcept;
   /// out[c][k] += sum_t w[t][c] x[t][k] for the m weight columns c and every column k >= k_begin.
   static void cross_second(const double* x, std::size_t rows, std::size_t cols, std::size_t stride,
-                           std::size_t k_begin, const double* w, std::size_t m,
+                           std::size_t panel_stride, std::size_t k_begin, const double* w, std::size_t m,
                            std::size_t w_stride, double* out, std::size_t out_stride) noexcept;
 };
 
@@ -231,20 +285,22 @@ void moment_kernel<Arch>::channel_sums(const double* x, std::size_t rows, std::s
 
 template <class Arch>
 void moment_kernel<Arch>::cross_fourth(const double* x, std::size_t rows, std::size_t cols,
-                                       std::size_t stride, std::size_t k_begin, const double* w3,
+                                       std::size_t stride, std::size_t panel_stride,
+                                       std::size_t k_begin, const double* w3,
                                        const double* w2, const double* w1, std::size_t m,
                                        std::size_t w_stride, double* out31, double* out22,
                                        double* out13, std::size_t out_stride) noexcept {
-  cross_all<Arch, true>(x, rows, cols, stride, k_begin, w3, w2, w1, m, w_stride, out31, out22,
+  cross_all<Arch, true>(x, rows, cols, stride, panel_stride, k_begin, w3, w2, w1, m, w_stride, out31, out22,
                         out13, out_stride);
 }
 
 template <class Arch>
 void moment_kernel<Arch>::cross_second(const double* x, std::size_t rows, std::size_t cols,
-                                       std::size_t stride, std::size_t k_begin, const double* w,
+                                       std::size_t stride, std::size_t panel_stride,
+                                       std::size_t k_begin, const double* w,
                                        std::size_t m, std::size_t w_stride, double* out,
                                        std::size_t out_stride) noexcept {
-  cross_all<Arch, false>(x, rows, cols, stride, k_begin, w, nullptr, nullptr, m, w_stride, out,
+  cross_all<Arch, false>(x, rows, cols, stride, panel_stride, k_begin, w, nullptr, nullptr, m, w_stride, out,
                          nullptr, nullptr, out_stride);
 }
 

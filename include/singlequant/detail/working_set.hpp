@@ -8,26 +8,40 @@
 #include <vector>
 
 #include "../angles.hpp"
+#include "moment_kernels.hpp"
 #include "../givens.hpp"
 #include "../stats.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-/// A copy of the statistics' row sample (rows x n, row-major, double), rotated in place by every
-/// rotation a builder emits, so later steps see exactly the sums of the rotated channels.
+/// A copy of the statistics' row sample (rows x n, double), rotated in place by every rotation a
+/// builder emits, so later steps see exactly the sums of the rotated channels. Stored in panels of 8
+/// columns (panel p holds columns 8p..8p+7 of every row, row after row): the builders sweep columns
+/// over all rows, which then reads contiguous memory (see moment_kernels.hpp column_offset).
 class working_set {
  public:
+  /// max_rows > 0 keeps rows t * sample_rows / max_rows, t < max_rows, of the sample.
   working_set(const activation_stats& stats, const givens_sequence<double>* already_applied,
-              token_weighting weighting)
+              token_weighting weighting, std::size_t max_rows = 0)
       : rows_(stats.sample().rows()), n_(stats.dim()) {
     const auto sample = stats.sample();
-    y_.assign(sample.data(), sample.data() + rows_ * n_);
+    std::vector<double> rows;
+    if (max_rows > 0 && max_rows < rows_) {
+      rows.reserve(max_rows * n_);
+      for (std::size_t t = 0; t < max_rows; ++t) {
+        const double* r = sample.data() + (t * rows_ / max_rows) * n_;
+        rows.insert(rows.end(), r, r + n_);
+      }
+      rows_ = max_rows;
+    } else {
+      rows.assign(sample.data(), sample.data() + rows_ * n_);
+    }
     if (already_applied != nullptr && already_applied->rotation_count() > 0)
-      already_applied->apply_rows(matrix_view<double>(y_.data(), rows_, n_));
+      already_applied->apply_rows(matrix_view<double>(rows.data(), rows_, n_));
     if (weighting == token_weighting::unit_norm) {
       for (std::size_t t = 0; t < rows_; ++t) {
-        double* r = y_.data() + t * n_;
+        double* r = rows.data() + t * n_;
         double energy = 0;
         for (std::size_t k = 0; k < n_; ++k) energy += r[k] * r[k];
         if (energy == 0) continue;
@@ -35,19 +49,26 @@ class working_set {
         for (std::size_t k = 0; k < n_; ++k) r[k] *= inverse;
       }
     }
+    y_.assign((n_ + 7) / 8 * 8 * rows_, 0.0);
+    for (std::size_t t = 0; t < rows_; ++t)
+      for (std::size_t k = 0; k < n_; ++k) at(t, k) = rows[t * n_ + k];
   }
 
   [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
   [[nodiscard]] std::size_t dim() const noexcept { return n_; }
+  /// Storage for the kernels: element (t, k) at data()[t * row_stride() + column_offset(k, panel_stride())].
   [[nodiscard]] const double* data() const noexcept { return y_.data(); }
+  [[nodiscard]] static constexpr std::size_t row_stride() noexcept { return 8; }
+  [[nodiscard]] std::size_t panel_stride() const noexcept { return rows_ * 8; }
 
   /// Columns (i, j) <- (c y_i - s y_j, s y_i + c y_j): x <- x G(i, j) on every row.
   void rotate(const givens<double>& g) noexcept {
+    double* yi = y_.data() + column_offset(g.i, panel_stride());
+    double* yj = y_.data() + column_offset(g.j, panel_stride());
     for (std::size_t t = 0; t < rows_; ++t) {
-      double* r = y_.data() + t * n_;
-      const double a = r[g.i], b = r[g.j];
-      r[g.i] = g.c * a - g.s * b;
-      r[g.j] = g.s * a + g.c * b;
+      const double a = yi[t * 8], b = yj[t * 8];
+      yi[t * 8] = g.c * a - g.s * b;
+      yj[t * 8] = g.s * a + g.c * b;
     }
   }
 
@@ -55,7 +76,7 @@ class working_set {
   [[nodiscard]] angles::pair_fourth_moments pair_moments(std::size_t i, std::size_t j) const noexcept {
     angles::pair_fourth_moments m;
     for (std::size_t t = 0; t < rows_; ++t) {
-      const double a = y_[t * n_ + i], b = y_[t * n_ + j];
+      const double a = value(t, i), b = value(t, j);
       const double a2 = a * a, b2 = b * b;
       m.s40 += a2 * a2;
       m.s31 += a2 * a * b;
@@ -68,43 +89,54 @@ class working_set {
   /// sum_t y_ti y_tj.
   [[nodiscard]] double cross_second(std::size_t i, std::size_t j) const noexcept {
     double s = 0;
-    for (std::size_t t = 0; t < rows_; ++t) s += y_[t * n_ + i] * y_[t * n_ + j];
+    for (std::size_t t = 0; t < rows_; ++t) s += value(t, i) * value(t, j);
     return s;
   }
   /// sum_t y_ti^4.
   [[nodiscard]] double fourth(std::size_t i) const noexcept {
     double s = 0;
     for (std::size_t t = 0; t < rows_; ++t) {
-      const double a2 = y_[t * n_ + i] * y_[t * n_ + i];
+      const double a2 = value(t, i) * value(t, i);
       s += a2 * a2;
     }
     return s;
   }
   /// max_t |y_ti| and the first row reaching it.
-  [[nodiscard]] double absmax(std::size_t i, std::size_t* at = nullptr) const noexcept {
+  [[nodiscard]] double absmax(std::size_t i, std::size_t* where = nullptr) const noexcept {
     double peak = -1;
-    std::size_t where = 0;
+    std::size_t row = 0;
     for (std::size_t t = 0; t < rows_; ++t) {
-      const double a = std::fabs(y_[t * n_ + i]);
+      const double a = std::fabs(value(t, i));
       if (a > peak) {
         peak = a;
-        where = t;
+        row = t;
       }
     }
-    if (at != nullptr) *at = where;
+    if (where != nullptr) *where = row;
     return std::max(peak, 0.0);
   }
-  [[nodiscard]] double value(std::size_t t, std::size_t i) const noexcept { return y_[t * n_ + i]; }
+  [[nodiscard]] double value(std::size_t t, std::size_t i) const noexcept {
+    return y_[t * 8 + column_offset(i, panel_stride())];
+  }
 
-  /// (sum_t sum_k y_tk^4)^(1/4).
+  /// (sum_t sum_k y_tk^4)^(1/4) (padding columns are zero).
   [[nodiscard]] double l4() const noexcept {
     double s = 0;
     for (const double v : y_) s += (v * v) * (v * v);
     return std::sqrt(std::sqrt(s));
   }
-  [[nodiscard]] double max_over_rms() const noexcept { return mean_max_over_rms(y_.data(), rows_, n_); }
+  /// mean over rows of max_k |y_tk| / rms(y_t).
+  [[nodiscard]] double max_over_rms() const {
+    std::vector<double> row_major(rows_ * n_);
+    for (std::size_t t = 0; t < rows_; ++t)
+      for (std::size_t k = 0; k < n_; ++k) row_major[t * n_ + k] = value(t, k);
+    return mean_max_over_rms(row_major.data(), rows_, n_);
+  }
 
  private:
+  double& at(std::size_t t, std::size_t k) noexcept {
+    return y_[t * 8 + column_offset(k, panel_stride())];
+  }
   std::size_t rows_, n_;
   std::vector<double> y_;
 };
