@@ -53,15 +53,18 @@ void collect(benchmark::State& state) {
   }
 }
 
+// Args: width, URT max_rows (0: all 2048 calibration rows).
 void build(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto x = make_activations(calibration_tokens, n, 1);
-  sq::calibrator cal(n, site_options(n));
+  sq::transform_options options = site_options(n);
+  sq::calibrator cal(n, options);
   cal.observe(sq::matrix_view<const float>(x, calibration_tokens, n));
+  options.urt.max_rows = static_cast<std::size_t>(state.range(1));
   std::size_t rotations = 0;
   for (auto _ : state) {
     const auto start = std::chrono::steady_clock::now();
-    const auto transform = cal.build();
+    const auto transform = cal.build(options);
     rotations = transform.rotation_count();
     state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
@@ -135,7 +138,7 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 BENCHMARK(collect)->Arg(4096)->Arg(13824)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-BENCHMARK(build)->Arg(4096)->Arg(13824)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(build)->Args({4096, 0})->Args({4096, 512})->Args({13824, 512})->Args({13824, 0})->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_matvec)->Arg(4096)->Unit(benchmark::kMicrosecond);
 BENCHMARK(online_apply<sq::transform_structure::kronecker>)->Arg(4096)->Unit(benchmark::kMicrosecond);
 BENCHMARK(online_apply<sq::transform_structure::full>)->Arg(4096)->Unit(benchmark::kMicrosecond);
@@ -158,10 +161,14 @@ int main(int argc, char** argv) {
   if (full > 0) std::printf("  full (FWHT + Givens)    %10.2f us   %.1fx faster than dense\n", full * 1e6, dense / full);
   for (const char* width : {"4096", "13824"}) {
     const auto c = t.find(std::string("collect/") + width + "/iterations:1/manual_time");
-    const auto b = t.find(std::string("build/") + width + "/iterations:1/manual_time");
-    if (c != t.end() && b != t.end())
-      std::printf("site width %6s, %zu tokens: collect %.2f s, build %.2f s\n", width,
-                  calibration_tokens, c->second, b->second);
+    if (c != t.end())
+      std::printf("site width %6s, %zu tokens: collect %.2f s\n", width, calibration_tokens, c->second);
+    for (const char* rows : {"0", "512"}) {
+      const auto b = t.find(std::string("build/") + width + "/" + rows + "/iterations:1/manual_time");
+      if (b != t.end())
+        std::printf("site width %6s: build (ART + URT n/2, URT rows %s) %.2f s\n", width,
+                    rows[0] == '0' ? "all" : rows, b->second);
+    }
   }
   benchmark::Shutdown();
   return 0;
