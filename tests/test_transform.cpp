@@ -257,6 +257,36 @@ TEST_CASE("transform: calibrators fed disjoint batches merge to the same transfo
   for (std::size_t e = 0; e < r1.size(); ++e) CHECK(sq_test::close(r1[e], r2[e], 1e-9));
 }
 
+TEST_CASE("transform: single_pass_quantize and measure_w4a4_layer agree with a plain reference") {
+  const std::size_t n = 64, m = 16, tokens = 128;
+  const sq_test::llm_like_activations gen(n, 72);
+  const auto x = gen.draw(tokens, 73);
+  const auto w = sq_test::random_normal<double>(m * n, 74, 0.1);
+  sq::calibrator cal(n);
+  cal.observe(sq::matrix_view<const double>(x, tokens, n));
+  sq::quant_config weights;  // symmetric7, per row
+  const auto result = sq::single_pass_quantize(cal, sq::matrix_view<const double>(w, m, n), weights);
+  CHECK(result.weights.rows() == m);
+  CHECK(result.report.scale_count == m);
+  // Dequantised weights equal the plain reference quantiser on W R.
+  auto wr = w;
+  result.transform.fold_into_weights(sq::matrix_view<double>(wr, m, n));
+  auto reference = wr;
+  sq_test::fake_quantize_rows_int4(reference, m, n);
+  std::vector<double> dequantised(m * n);
+  sq::dequantize(result.weights, sq::matrix_view<double>(dequantised, m, n));
+  for (std::size_t e = 0; e < dequantised.size(); ++e) CHECK(sq_test::close(dequantised[e], reference[e], 1e-6));
+  // Layer error: the library measure equals the test's reference computation.
+  const auto error = sq::measure_w4a4_layer(sq::matrix_view<const double>(x, tokens, n),
+                                            sq::matrix_view<const double>(w, m, n), &result.transform,
+                                            sq::quant_config{}, weights);
+  const auto expected = w4a4_layer(&result.transform, x, w, tokens, n, m);
+  CHECK(error.sqnr_db == doctest::Approx(expected.global_db).epsilon(1e-3));
+  CHECK(error.relative_frobenius == doctest::Approx(std::pow(10.0, -expected.global_db / 20)).epsilon(1e-3));
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::single_pass_quantize(cal, sq::matrix_view<const double>(w.data(), m, 32))),
+                          "single_pass_quantize", "32 columns");
+}
+
 TEST_CASE("transform: smoothing metrics of activation rows") {
   std::vector<double> x = {3, 0, 0, 0, 1, 1, 1, 1};
   const auto m = sq::measure_activations(sq::matrix_view<const double>(x, 2, 4));

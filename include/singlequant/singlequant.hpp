@@ -2,7 +2,6 @@
 #ifndef SINGLEQUANT_SINGLEQUANT_HPP
 #define SINGLEQUANT_SINGLEQUANT_HPP
 
-<<<<<<< HEAD
 #include "angles.hpp"
 #include "art.hpp"
 #include "config.hpp"

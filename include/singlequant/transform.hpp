@@ -30,6 +30,7 @@
 #include "givens.hpp"
 #include "hadamard.hpp"
 #include "kronecker.hpp"
+#include "quant.hpp"
 #include "stats.hpp"
 #include "urt.hpp"
 #include "view.hpp"
@@ -313,8 +314,8 @@ class site_transform {
                         fn, "stage ", s, " rotation ", r, ": (c, s) = (", c, ", ", sn,
                         ") is not a rotation");
           used[i] = used[j] = 1;
-          rotations.push_back(givens<double>::from_cos_sin(static_cast<std::size_t>(i),
-                                                           static_cast<std::size_t>(j), c, sn));
+          // Bit-exact (c, s), not renormalised: the loaded transform is the stored one.
+          rotations.push_back(givens<double>{static_cast<std::size_t>(i), static_cast<std::size_t>(j), c, sn});
         }
         for (const auto& g : rotations) used[g.i] = used[g.j] = 0;
         factor.rotations.push_back_stage(givens_stage<double>(std::move(rotations)));
@@ -450,7 +451,7 @@ inline givens_sequence<double> build_rotations(const activation_stats& stats,
     urt_report = urt.report;
     rotations.append(urt.rotations);
   }
-  return rotations;
+  return rotations.regrouped();  // fewest disjoint stages, same product
 }
 
 /// Statistics over given rows (all kept: the builders need every row of the factor).
@@ -643,6 +644,96 @@ template <class T>
     m.mean_kurtosis /= static_cast<double>(x.rows());
   }
   return m;
+}
+
+/// What single_pass_quantize returns: the site transform, the INT4 weights W R, and what the
+/// weight quantiser saw.
+struct single_pass_result {
+  site_transform transform;
+  packed_int4 weights;
+  quant_report report;
+};
+
+/// One call for a linear layer y = x W^T: builds the site transform from the calibrator's
+/// statistics (with its options, or `rules` on the same statistics), folds it into a copy of W in
+/// double, and quantises W R with `weight_config`. Online, quantise x R with the activation config.
+template <class T>
+  requires std::is_floating_point_v<T>
+[[nodiscard]] single_pass_result single_pass_quantize(const calibrator& cal, matrix_view<const T> w,
+                                                      const quant_config& weight_config = {},
+                                                      const transform_options* rules = nullptr) {
+  detail::check(w.cols() == cal.size(), "single_pass_quantize", "weights have ", w.cols(),
+                " columns (in_features), the site ", cal.size());
+  detail::check_config(weight_config, w.cols(), "single_pass_quantize");
+  site_transform transform = rules == nullptr ? cal.build() : cal.build(*rules);
+  std::vector<double> folded(w.rows() * w.cols());
+  for (std::size_t r = 0; r < w.rows(); ++r)
+    for (std::size_t k = 0; k < w.cols(); ++k) folded[r * w.cols() + k] = static_cast<double>(w(r, k));
+  const matrix_view<double> folded_view(folded.data(), w.rows(), w.cols());
+  transform.apply_rows(folded_view);  // W <- W R (rows of W are rotated like activations)
+  quant_report report;
+  packed_int4 weights = quantize(matrix_view<const double>(folded_view), weight_config, &report);
+  return {std::move(transform), std::move(weights), report};
+}
+
+/// The W4A4 output error of a layer y = x W^T (x tokens x n, W out x n):
+/// relative Frobenius |Y - Y_q| / |Y| and SQNR 10 log10(|Y|^2 / |Y - Y_q|^2), with
+/// Y_q = Q_a(x R) Q_w(W R)^T (R = identity when transform is null), everything in double.
+struct layer_error {
+  double relative_frobenius = 0;
+  double sqnr_db = 0;
+};
+template <class T>
+  requires std::is_floating_point_v<T>
+[[nodiscard]] layer_error measure_w4a4_layer(matrix_view<const T> x, matrix_view<const T> w,
+                                             const site_transform* transform,
+                                             const quant_config& activation_config,
+                                             const quant_config& weight_config) {
+  constexpr const char* fn = "measure_w4a4_layer";
+  detail::check(x.cols() == w.cols(), fn, "activations have ", x.cols(), " channels, weights ",
+                w.cols(), " columns");
+  detail::check(transform == nullptr || transform->size() == x.cols(), fn, "transform of size ",
+                transform == nullptr ? 0 : transform->size(), " for ", x.cols(), " channels");
+  detail::check_config(activation_config, x.cols(), fn);
+  detail::check_config(weight_config, w.cols(), fn);
+  const std::size_t tokens = x.rows(), n = x.cols(), m = w.rows();
+  auto copy = [](matrix_view<const T> a) {
+    std::vector<double> out(a.rows() * a.cols());
+    for (std::size_t r = 0; r < a.rows(); ++r)
+      for (std::size_t k = 0; k < a.cols(); ++k) out[r * a.cols() + k] = static_cast<double>(a(r, k));
+    return out;
+  };
+  std::vector<double> xd = copy(x), wd = copy(w);
+  auto product = [&](const std::vector<double>& a, const std::vector<double>& b) {
+    std::vector<double> y(tokens * m, 0.0);
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t o = 0; o < m; ++o) {
+        double sum = 0;
+        for (std::size_t k = 0; k < n; ++k) sum += a[t * n + k] * b[o * n + k];
+        y[t * m + o] = sum;
+      }
+    return y;
+  };
+  const std::vector<double> reference = product(xd, wd);
+  if (transform != nullptr) {
+    transform->apply_rows(matrix_view<double>(xd.data(), tokens, n));
+    transform->apply_rows(matrix_view<double>(wd.data(), m, n));
+  }
+  std::vector<double> xq(xd.size()), wq(wd.size());
+  fake_quantize<double>(matrix_view<const double>(xd.data(), tokens, n),
+                        matrix_view<double>(xq.data(), tokens, n), activation_config);
+  fake_quantize<double>(matrix_view<const double>(wd.data(), m, n),
+                        matrix_view<double>(wq.data(), m, n), weight_config);
+  const std::vector<double> approx = product(xq, wq);
+  double signal = 0, noise = 0;
+  for (std::size_t e = 0; e < reference.size(); ++e) {
+    signal += reference[e] * reference[e];
+    noise += (reference[e] - approx[e]) * (reference[e] - approx[e]);
+  }
+  layer_error result;
+  result.relative_frobenius = signal > 0 ? std::sqrt(noise / signal) : 0.0;
+  result.sqnr_db = 10.0 * std::log10(signal / noise);
+  return result;
 }
 
 SINGLEQUANT_END_NAMESPACE

@@ -429,7 +429,7 @@ urt_result build_urt_on(const activation_stats& stats,
       break;
     }
   }
-  if (options.mode != urt_mode::chain) result.rotations = result.rotations.regrouped();
+  // Kept in build order (consecutive disjoint rotations share a stage); site transforms regroup.
   result.report.stages = result.rotations.stages().size();
   report_after(result.report, ws);
   return result;
