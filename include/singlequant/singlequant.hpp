@@ -3,6 +3,7 @@
 #define SINGLEQUANT_SINGLEQUANT_HPP
 
 #include "angles.hpp"
+#include "art.hpp"
 #include "config.hpp"
 #include "givens.hpp"
 #include "hadamard.hpp"
@@ -11,6 +12,9 @@
 #include "quant.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
+#include "stats.hpp"
+#include "transform.hpp"
+#include "urt.hpp"
 #include "view.hpp"
 
 #endif  // SINGLEQUANT_SINGLEQUANT_HPP

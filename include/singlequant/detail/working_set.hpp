@@ -1,0 +1,164 @@
+// singlequant/detail/working_set.hpp - the calibration rows the ART/URT builders rotate as they go.
+#ifndef SINGLEQUANT_DETAIL_WORKING_SET_HPP
+#define SINGLEQUANT_DETAIL_WORKING_SET_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "../angles.hpp"
+#include "moment_kernels.hpp"
+#include "../givens.hpp"
+#include "../stats.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail {
+
+/// A copy of the statistics' row sample (rows x n, double), rotated in place by every rotation a
+/// builder emits, so later steps see exactly the sums of the rotated channels. Stored in panels of 8
+/// columns (panel p holds columns 8p..8p+7 of every row, row after row): the builders sweep columns
+/// over all rows, which then reads contiguous memory (see moment_kernels.hpp column_offset).
+class working_set {
+ public:
+  /// max_rows > 0 keeps rows t * sample_rows / max_rows, t < max_rows, of the sample.
+  working_set(const activation_stats& stats, const givens_sequence<double>* already_applied,
+              token_weighting weighting, std::size_t max_rows = 0)
+      : rows_(stats.sample().rows()), n_(stats.dim()) {
+    const auto sample = stats.sample();
+    std::vector<double> rows;
+    if (max_rows > 0 && max_rows < rows_) {
+      rows.reserve(max_rows * n_);
+      for (std::size_t t = 0; t < max_rows; ++t) {
+        const double* r = sample.data() + (t * rows_ / max_rows) * n_;
+        rows.insert(rows.end(), r, r + n_);
+      }
+      rows_ = max_rows;
+    } else {
+      rows.assign(sample.data(), sample.data() + rows_ * n_);
+    }
+    if (already_applied != nullptr && already_applied->rotation_count() > 0)
+      already_applied->apply_rows(matrix_view<double>(rows.data(), rows_, n_));
+    if (weighting == token_weighting::unit_norm) {
+      for (std::size_t t = 0; t < rows_; ++t) {
+        double* r = rows.data() + t * n_;
+        double energy = 0;
+        for (std::size_t k = 0; k < n_; ++k) energy += r[k] * r[k];
+        if (energy == 0) continue;
+        const double inverse = 1.0 / std::sqrt(energy);
+        for (std::size_t k = 0; k < n_; ++k) r[k] *= inverse;
+      }
+    }
+    y_.assign((n_ + 7) / 8 * 8 * rows_, 0.0);
+    for (std::size_t t = 0; t < rows_; ++t)
+      for (std::size_t k = 0; k < n_; ++k) at(t, k) = rows[t * n_ + k];
+  }
+
+  [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return n_; }
+  /// Storage for the kernels: element (t, k) at data()[t * row_stride() + column_offset(k, panel_stride())].
+  [[nodiscard]] const double* data() const noexcept { return y_.data(); }
+  [[nodiscard]] static constexpr std::size_t row_stride() noexcept { return 8; }
+  [[nodiscard]] std::size_t panel_stride() const noexcept { return rows_ * 8; }
+
+  /// Columns (i, j) <- (c y_i - s y_j, s y_i + c y_j): x <- x G(i, j) on every row.
+  void rotate(const givens<double>& g) noexcept {
+    double* yi = y_.data() + column_offset(g.i, panel_stride());
+    double* yj = y_.data() + column_offset(g.j, panel_stride());
+    for (std::size_t t = 0; t < rows_; ++t) {
+      const double a = yi[t * 8], b = yj[t * 8];
+      yi[t * 8] = g.c * a - g.s * b;
+      yj[t * 8] = g.s * a + g.c * b;
+    }
+  }
+
+  /// The five fourth-order sums of (a, b) = (y_i, y_j) over the rows.
+  [[nodiscard]] angles::pair_fourth_moments pair_moments(std::size_t i, std::size_t j) const noexcept {
+    angles::pair_fourth_moments m;
+    for (std::size_t t = 0; t < rows_; ++t) {
+      const double a = value(t, i), b = value(t, j);
+      const double a2 = a * a, b2 = b * b;
+      m.s40 += a2 * a2;
+      m.s31 += a2 * a * b;
+      m.s22 += a2 * b2;
+      m.s13 += a * b2 * b;
+      m.s04 += b2 * b2;
+    }
+    return m;
+  }
+  /// sum_t y_ti y_tj.
+  [[nodiscard]] double cross_second(std::size_t i, std::size_t j) const noexcept {
+    double s = 0;
+    for (std::size_t t = 0; t < rows_; ++t) s += value(t, i) * value(t, j);
+    return s;
+  }
+  /// sum_t y_ti^4.
+  [[nodiscard]] double fourth(std::size_t i) const noexcept {
+    double s = 0;
+    for (std::size_t t = 0; t < rows_; ++t) {
+      const double a2 = value(t, i) * value(t, i);
+      s += a2 * a2;
+    }
+    return s;
+  }
+  /// max_t |y_ti| and the first row reaching it.
+  [[nodiscard]] double absmax(std::size_t i, std::size_t* where = nullptr) const noexcept {
+    double peak = -1;
+    std::size_t row = 0;
+    for (std::size_t t = 0; t < rows_; ++t) {
+      const double a = std::fabs(value(t, i));
+      if (a > peak) {
+        peak = a;
+        row = t;
+      }
+    }
+    if (where != nullptr) *where = row;
+    return std::max(peak, 0.0);
+  }
+  [[nodiscard]] double value(std::size_t t, std::size_t i) const noexcept {
+    return y_[t * 8 + column_offset(i, panel_stride())];
+  }
+
+  /// (sum_t sum_k y_tk^4)^(1/4) (padding columns are zero).
+  [[nodiscard]] double l4() const noexcept {
+    double s = 0;
+    for (const double v : y_) s += (v * v) * (v * v);
+    return std::sqrt(std::sqrt(s));
+  }
+  /// mean over rows of max_k |y_tk| / rms(y_t).
+  [[nodiscard]] double max_over_rms() const {
+    std::vector<double> row_major(rows_ * n_);
+    for (std::size_t t = 0; t < rows_; ++t)
+      for (std::size_t k = 0; k < n_; ++k) row_major[t * n_ + k] = value(t, k);
+    return mean_max_over_rms(row_major.data(), rows_, n_);
+  }
+
+ private:
+  double& at(std::size_t t, std::size_t k) noexcept {
+    return y_[t * 8 + column_offset(k, panel_stride())];
+  }
+  std::size_t rows_, n_;
+  std::vector<double> y_;
+};
+
+/// Median of a copy of v (the lower middle for even sizes, deterministic).
+inline double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  const auto middle = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
+  std::nth_element(v.begin(), middle, v.end());
+  return *middle;
+}
+
+inline void report_before(rotation_report& report, const working_set& ws) {
+  report.l4_before = ws.l4();
+  report.max_over_rms_before = ws.max_over_rms();
+}
+inline void report_after(rotation_report& report, const working_set& ws) {
+  report.l4_after = ws.l4();
+  report.max_over_rms_after = ws.max_over_rms();
+}
+
+}  // namespace detail
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_DETAIL_WORKING_SET_HPP

@@ -1,0 +1,485 @@
+// singlequant/stats.hpp - streaming calibration statistics of one transform site.
+//
+// activation_stats accumulates batches of activation rows (tokens x channels), in double, in the
+// basis where the Givens rotations will act (after the Hadamard; transform.hpp's calibrator does
+// that change of basis for you). It keeps
+//   * per channel, over every token: absmax, sum x^2, sum x^4;
+//   * a bounded row sample (every row while tokens <= the sample capacity, else a uniform reservoir
+//     drawn with a seeded generator): the ART/URT builders work on it, because a sequence of
+//     rotations needs sums of rotated channels, which no fixed set of pair sums provides (rotating
+//     x_p mixes it with x_q, and sum_t (c x_p - s x_q)^2 x_k^2 needs the three-channel sum
+//     sum_t x_p x_q x_k^2);
+//   * optionally the dense all-pairs sums over every token (n x n each): C22[i][j] = sum x_i^2 x_j^2,
+//     C31[i][j] = sum x_i^3 x_j and S[i][j] = sum x_i x_j, computed as matrix products of the
+//     batch's powers (X2^T X2, X3^T X, X^T X). They answer pair queries over every token and give
+//     the greedy URT its starting gains without a pass over the sample;
+//   * optionally a reservoir of the top tokens by max |x| (the outlier log of method.md 6.3).
+// Accumulators fed disjoint batches merge into the accumulator fed both (within rounding; the row
+// sample is exact while it holds every row), so engines can collect on several threads.
+#ifndef SINGLEQUANT_STATS_HPP
+#define SINGLEQUANT_STATS_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "angles.hpp"
+#include "config.hpp"
+#include "detail/moment_kernels.hpp"
+#include "view.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+
+/// Which all-pairs sums activation_stats keeps.
+enum class cross_moments {
+  automatic,  ///< dense when dim() <= stats_options::dense_max_width, else sampled
+  dense,      ///< n x n C22, C31 and S over every token (3 n^2 doubles, O(n^2) work per token)
+  sampled,    ///< pair sums computed on demand from the row sample (memory O(sample rows x n))
+};
+
+/// Options of activation_stats. Defaults keep a 14336-wide site under ~260 MiB.
+struct stats_options {
+  cross_moments cross = cross_moments::automatic;
+  std::size_t dense_max_width = 1024;  ///< automatic: dense up to this width
+  /// Row sample capacity: min(max_sample_rows, max_sample_bytes / (8 n)) rows (0 rows: no sample;
+  /// the builders then refuse the statistics).
+  std::size_t max_sample_rows = 4096;
+  std::size_t max_sample_bytes = std::size_t(256) << 20;
+  std::size_t outlier_tokens = 0;  ///< rows of the top tokens by max |x| kept for diagnostics
+  std::uint64_t seed = 0;          ///< reservoir sampling generator (used once tokens > capacity)
+};
+
+/// How the builders weight the calibration tokens in their objectives (sums over tokens).
+enum class token_weighting {
+  /// Every token scaled to unit l2 norm first (default). Per-token quantisers are scale-invariant,
+  /// and rotations keep each token's norm, so the closed forms stay exact on the scaled rows; without
+  /// it a few massive tokens dominate every fourth-order sum.
+  unit_norm,
+  raw,  ///< the sums of the activations as they are
+};
+
+/// What a builder did, measured on the calibration row sample (before / after its rotations).
+/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting); max_over_rms = mean over the sample rows of
+/// max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all zero count as 1).
+struct rotation_report {
+  std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)
+  std::size_t rotations = 0;  ///< Givens rotations built
+  std::size_t stages = 0;     ///< levels (ART) or disjoint stages of the regrouped sequence (URT)
+  double l4_before = 0, l4_after = 0;
+  double max_over_rms_before = 0, max_over_rms_after = 0;
+};
+
+namespace detail {
+
+/// splitmix64: the seeded generator of the reservoirs (fixed, platform-independent sequence).
+struct splitmix64 {
+  std::uint64_t state = 0;
+  std::uint64_t next() noexcept {
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, bound) (bound > 0), by rejection so it is exactly uniform.
+  std::uint64_t below(std::uint64_t bound) noexcept {
+    const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() -
+                                std::numeric_limits<std::uint64_t>::max() % bound;
+    std::uint64_t r = next();
+    while (r >= limit) r = next();
+    return r % bound;
+  }
+};
+
+/// Rows x cols, row-major, contiguous double matrix (owning).
+struct dense_rows {
+  std::size_t rows = 0, cols = 0;
+  std::vector<double> values;
+  double* row(std::size_t t) noexcept { return values.data() + t * cols; }
+  const double* row(std::size_t t) const noexcept { return values.data() + t * cols; }
+};
+
+/// Copies rows of a float/double view to contiguous doubles; false (nothing usable) on a non-finite
+/// element, reporting its position.
+template <class T>
+bool copy_finite_rows(matrix_view<const T> x, std::size_t r0, std::size_t count, double* out,
+                      std::size_t& bad_row, std::size_t& bad_col) noexcept {
+  const std::size_t n = x.cols();
+  for (std::size_t t = 0; t < count; ++t) {
+    const T* src = x.row(r0 + t).data();
+    double* dst = out + t * n;
+    for (std::size_t k = 0; k < n; ++k) {
+      const double v = static_cast<double>(src[k]);
+      if (!std::isfinite(v)) {
+        bad_row = r0 + t;
+        bad_col = k;
+        return false;
+      }
+      dst[k] = v;
+    }
+  }
+  return true;
+}
+
+/// mean over rows of max_k |y_k| / rms(y) (1 for all-zero rows); 0 for no rows.
+inline double mean_max_over_rms(const double* y, std::size_t rows, std::size_t cols) noexcept {
+  if (rows == 0 || cols == 0) return 0;
+  double total = 0;
+  for (std::size_t t = 0; t < rows; ++t) {
+    double peak = 0, energy = 0;
+    for (std::size_t k = 0; k < cols; ++k) {
+      const double v = y[t * cols + k];
+      peak = std::max(peak, std::fabs(v));
+      energy += v * v;
+    }
+    total += energy > 0 ? peak / std::sqrt(energy / static_cast<double>(cols)) : 1.0;
+  }
+  return total / static_cast<double>(rows);
+}
+
+}  // namespace detail
+
+/// Streaming statistics of a site's activations (see the file comment). Not thread-safe: give each
+/// thread its own accumulator and merge() them.
+class activation_stats {
+ public:
+  /// Statistics of n-channel activations (n >= 1).
+  explicit activation_stats(std::size_t n, stats_options options = {})
+      : n_(n), options_(options) {
+    detail::check(n >= 1, "activation_stats", "dimension must be >= 1, got ", n);
+    std::size_t n_squared = 0;
+    detail::check(!detail::multiply_overflows(n, n, n_squared), "activation_stats",
+                  "dimension ", n, " too large");
+    dense_ = options.cross == cross_moments::dense ||
+             (options.cross == cross_moments::automatic && n <= options.dense_max_width);
+    const std::size_t by_bytes = options.max_sample_bytes / (sizeof(double) * n);
+    sample_capacity_ = std::min(options.max_sample_rows, by_bytes);
+    absmax_.assign(n, 0.0);
+    sum2_.assign(n, 0.0);
+    sum4_.assign(n, 0.0);
+    if (dense_) {
+      c22_.assign(n_squared, 0.0);
+      c31_.assign(n_squared, 0.0);
+      c13_.assign(n_squared, 0.0);
+      c11_.assign(n_squared, 0.0);
+    }
+    sample_.cols = n;
+    outliers_.cols = n;
+    rng_.state = options.seed;
+  }
+
+  /// Adds a batch of rows (tokens x dim(), float or double). Every element must be finite: a NaN or
+  /// Inf is reported with its position and the statistics are left unchanged.
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void accumulate(matrix_view<const T> rows) {
+    detail::check(rows.cols() == n_, "activation_stats::accumulate", "rows have ", rows.cols(),
+                  " channels, the statistics ", n_);
+    // Validate everything before touching any state (nothing half-accumulated on error).
+    for (std::size_t t = 0; t < rows.rows(); ++t) {
+      const T* r = rows.row(t).data();
+      for (std::size_t k = 0; k < n_; ++k)
+        detail::check(std::isfinite(static_cast<double>(r[k])), "activation_stats::accumulate",
+                      "non-finite value at row ", t, ", channel ", k);
+    }
+    constexpr std::size_t chunk_rows = 64;
+    std::vector<double> chunk(std::min(chunk_rows, rows.rows()) * n_);
+    std::size_t bad_row = 0, bad_col = 0;
+    for (std::size_t r0 = 0; r0 < rows.rows(); r0 += chunk_rows) {
+      const std::size_t count = std::min(chunk_rows, rows.rows() - r0);
+      detail::copy_finite_rows(rows, r0, count, chunk.data(), bad_row, bad_col);
+      add_chunk(chunk.data(), count);
+    }
+  }
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void accumulate(matrix_view<T> rows) {
+    accumulate(matrix_view<const T>(rows));
+  }
+
+  /// Adds the statistics of `other` (same dimension and options) as if its rows had been fed here
+  /// after ours. Exact for every per-channel and dense sum (to rounding) and for the row sample while
+  /// the two together hold at most the sample capacity; beyond it the merged sample is a uniform draw
+  /// (seeded by this accumulator's generator) from the two samples, weighted by their token counts.
+  void merge(const activation_stats& other) {
+    detail::check(other.n_ == n_, "activation_stats::merge", "dimensions differ: ", n_, " vs ",
+                  other.n_);
+    detail::check(other.dense_ == dense_ && other.sample_capacity_ == sample_capacity_ &&
+                      other.options_.outlier_tokens == options_.outlier_tokens,
+                  "activation_stats::merge", "options differ (dense sums, sample capacity ",
+                  sample_capacity_, " vs ", other.sample_capacity_, ", outlier tokens ",
+                  options_.outlier_tokens, " vs ", other.options_.outlier_tokens, ")");
+    if (&other == this) {
+      const activation_stats copy = other;
+      merge(copy);
+      return;
+    }
+    for (std::size_t k = 0; k < n_; ++k) {
+      absmax_[k] = std::max(absmax_[k], other.absmax_[k]);
+      sum2_[k] += other.sum2_[k];
+      sum4_[k] += other.sum4_[k];
+    }
+    if (dense_) {
+      for (std::size_t e = 0; e < c22_.size(); ++e) {
+        c22_[e] += other.c22_[e];
+        c31_[e] += other.c31_[e];
+        c13_[e] += other.c13_[e];
+        c11_[e] += other.c11_[e];
+      }
+    }
+    merge_sample(other);
+    for (std::size_t r = 0; r < other.outliers_.rows; ++r)
+      offer_outlier(other.outliers_.row(r), other.outlier_peaks_[r]);
+    tokens_ += other.tokens_;
+  }
+
+  /// Number of channels.
+  [[nodiscard]] std::size_t dim() const noexcept { return n_; }
+  /// Tokens (rows) accumulated.
+  [[nodiscard]] std::size_t tokens() const noexcept { return tokens_; }
+  [[nodiscard]] const stats_options& options() const noexcept { return options_; }
+  /// True when the dense all-pairs sums are kept (see cross_moments).
+  [[nodiscard]] bool has_dense_cross_moments() const noexcept { return dense_; }
+
+  /// max_t |x_ti| over every token.
+  [[nodiscard]] double absmax(std::size_t i) const {
+    return absmax_[checked(i, "activation_stats::absmax")];
+  }
+  /// sum_t x_ti^2 over every token (divide by tokens() for the mean).
+  [[nodiscard]] double second_moment(std::size_t i) const {
+    return sum2_[checked(i, "activation_stats::second_moment")];
+  }
+  /// sum_t x_ti^4 over every token.
+  [[nodiscard]] double fourth_moment(std::size_t i) const {
+    return sum4_[checked(i, "activation_stats::fourth_moment")];
+  }
+  [[nodiscard]] std::span<const double> absmax() const noexcept { return absmax_; }
+  [[nodiscard]] std::span<const double> second_moments() const noexcept { return sum2_; }
+  [[nodiscard]] std::span<const double> fourth_moments() const noexcept { return sum4_; }
+
+  /// The five fourth-order sums of the pair (a, b) = (x_i, x_j), i != j: over every token with dense
+  /// sums, else over the row sample.
+  [[nodiscard]] angles::pair_fourth_moments pair_moments(std::size_t i, std::size_t j) const {
+    checked(i, "activation_stats::pair_moments");
+    checked(j, "activation_stats::pair_moments");
+    detail::check(i != j, "activation_stats::pair_moments", "i == j == ", i);
+    angles::pair_fourth_moments m;
+    if (dense_) {
+      m.s40 = sum4_[i];
+      m.s04 = sum4_[j];
+      m.s22 = c22_[upper(i, j)];
+      m.s31 = cross31(i, j);
+      m.s13 = cross31(j, i);
+    } else {
+      for (std::size_t t = 0; t < sample_.rows; ++t) {
+        const double a = sample_.row(t)[i], b = sample_.row(t)[j];
+        const double a2 = a * a, b2 = b * b;
+        m.s40 += a2 * a2;
+        m.s31 += a2 * a * b;
+        m.s22 += a2 * b2;
+        m.s13 += a * b2 * b;
+        m.s04 += b2 * b2;
+      }
+    }
+    return m;
+  }
+  /// sum_t x_ti x_tj: over every token with dense sums, else over the row sample (i == j allowed).
+  [[nodiscard]] double cross_second(std::size_t i, std::size_t j) const {
+    checked(i, "activation_stats::cross_second");
+    checked(j, "activation_stats::cross_second");
+    if (dense_) return c11_[upper(i, j)];
+    if (i == j && sample_.rows == tokens_) return sum2_[i];
+    double s = 0;
+    for (std::size_t t = 0; t < sample_.rows; ++t) s += sample_.row(t)[i] * sample_.row(t)[j];
+    return s;
+  }
+  /// sum_t x_ti^2 x_tj^2 (dense: every token; else the row sample).
+  [[nodiscard]] double cross_fourth_22(std::size_t i, std::size_t j) const {
+    return pair_or_self(i, j, "activation_stats::cross_fourth_22").s22;
+  }
+  /// sum_t x_ti^3 x_tj (dense: every token; else the row sample).
+  [[nodiscard]] double cross_fourth_31(std::size_t i, std::size_t j) const {
+    return pair_or_self(i, j, "activation_stats::cross_fourth_31").s31;
+  }
+
+  /// The row sample (rows x dim(), in accumulation order while it holds every row).
+  [[nodiscard]] matrix_view<const double> sample() const noexcept {
+    return {sample_.values.data(), sample_.rows, n_};
+  }
+  /// Rows the sample can hold (min(max_sample_rows, max_sample_bytes / (8 dim()))).
+  [[nodiscard]] std::size_t sample_capacity() const noexcept { return sample_capacity_; }
+  /// True when the row sample holds every accumulated row.
+  [[nodiscard]] bool sample_is_complete() const noexcept { return sample_.rows == tokens_; }
+  /// Rows of the top tokens by max |x| (most extreme first; ties keep the earlier token).
+  [[nodiscard]] matrix_view<const double> outlier_rows() const noexcept {
+    return {outliers_.values.data(), outliers_.rows, n_};
+  }
+  /// max_k |x_k| of each outlier row.
+  [[nodiscard]] std::span<const double> outlier_peaks() const noexcept { return outlier_peaks_; }
+
+  /// Internal: the dense upper-triangle storage (row i, columns j >= i) for the builders.
+  /// c31 holds sum x_i^3 x_j, c13 holds sum x_i x_j^3, c22 sum x_i^2 x_j^2 (empty unless dense).
+  [[nodiscard]] const std::vector<double>& dense_c22() const noexcept { return c22_; }
+  [[nodiscard]] const std::vector<double>& dense_c31() const noexcept { return c31_; }
+  [[nodiscard]] const std::vector<double>& dense_c13() const noexcept { return c13_; }
+
+  /// Throws unless the statistics can build a rotation: tokens > 0, every sum finite, a row sample.
+  /// `function` names the caller in the message.
+  void check_buildable(std::string_view function) const {
+    detail::check(tokens_ > 0, function, "statistics of zero tokens");
+    detail::check(sample_.rows > 0, function, "the statistics keep no row sample (sample capacity ",
+                  sample_capacity_, ")");
+    for (std::size_t k = 0; k < n_; ++k)
+      detail::check(std::isfinite(sum4_[k]) && std::isfinite(sum2_[k]), function,
+                    "non-finite statistics at channel ", k, " (sum x^4 = ", sum4_[k],
+                    "): the activations overflow double fourth powers");
+    for (const double v : c22_) detail::check(std::isfinite(v), function, "non-finite dense sums");
+  }
+
+ private:
+  std::size_t checked(std::size_t i, const char* what) const {
+    detail::check(i < n_, what, "channel ", i, " out of range for dimension ", n_);
+    return i;
+  }
+  [[nodiscard]] std::size_t upper(std::size_t i, std::size_t j) const noexcept {
+    return i <= j ? i * n_ + j : j * n_ + i;
+  }
+  [[nodiscard]] double cross31(std::size_t i, std::size_t j) const noexcept {
+    return i <= j ? c31_[i * n_ + j] : c13_[j * n_ + i];
+  }
+  angles::pair_fourth_moments pair_or_self(std::size_t i, std::size_t j, const char* what) const {
+    checked(i, what);
+    checked(j, what);
+    if (i != j) return pair_moments(i, j);
+    angles::pair_fourth_moments m;
+    m.s22 = m.s31 = fourth_moment(i);
+    return m;
+  }
+
+  void add_chunk(const double* x, std::size_t rows) {
+    detail::dispatch([&](auto arch) {
+      using K = detail::moment_kernel<decltype(arch)>;
+      K::channel_sums(x, rows, n_, n_, absmax_.data(), sum2_.data(), sum4_.data());
+      if (dense_) {
+        std::vector<double> x2(rows * n_), x3(rows * n_);
+        for (std::size_t e = 0; e < rows * n_; ++e) {
+          x2[e] = x[e] * x[e];
+          x3[e] = x2[e] * x[e];
+        }
+        // Upper triangle by blocks of channels: rows c0.. of each matrix, columns >= c0.
+        constexpr std::size_t block = 32;
+        for (std::size_t c0 = 0; c0 < n_; c0 += block) {
+          const std::size_t m = std::min(block, n_ - c0);
+          // Weight columns c0..c0+m of the rows (row stride n_).
+          K::cross_fourth(x, rows, n_, n_, 8, c0, x3.data() + c0, x2.data() + c0, x + c0, m, n_,
+                          c31_.data() + c0 * n_, c22_.data() + c0 * n_, c13_.data() + c0 * n_, n_);
+          K::cross_second(x, rows, n_, n_, 8, c0, x + c0, m, n_, c11_.data() + c0 * n_, n_);
+        }
+      }
+    });
+    for (std::size_t t = 0; t < rows; ++t) {
+      const double* row = x + t * n_;
+      offer_sample(row);
+      if (options_.outlier_tokens > 0) {
+        double peak = 0;
+        for (std::size_t k = 0; k < n_; ++k) peak = std::max(peak, std::fabs(row[k]));
+        offer_outlier(row, peak);
+      }
+      ++tokens_;
+    }
+  }
+
+  // Algorithm R: the t-th row (0-based) replaces a uniform slot with probability capacity / (t + 1).
+  void offer_sample(const double* row) {
+    if (sample_capacity_ == 0) return;
+    if (sample_.rows < sample_capacity_ && sample_.rows == tokens_) {
+      sample_.values.insert(sample_.values.end(), row, row + n_);
+      ++sample_.rows;
+      return;
+    }
+    const std::uint64_t slot = rng_.below(static_cast<std::uint64_t>(tokens_) + 1);
+    if (slot < sample_capacity_) std::copy(row, row + n_, sample_.row(static_cast<std::size_t>(slot)));
+  }
+
+  void merge_sample(const activation_stats& other) {
+    if (sample_capacity_ == 0) return;
+    if (sample_.rows + other.sample_.rows <= sample_capacity_ && sample_is_complete() &&
+        other.sample_is_complete()) {
+      sample_.values.insert(sample_.values.end(), other.sample_.values.begin(),
+                            other.sample_.values.end());
+      sample_.rows += other.sample_.rows;
+      return;
+    }
+    // Hypergeometric split of the capacity between the two populations, then a uniform subset of
+    // each reservoir (partial Fisher-Yates on slot indices).
+    std::uint64_t left_a = tokens_, left_b = other.tokens_;
+    const std::size_t target = std::min<std::size_t>(sample_capacity_, tokens_ + other.tokens_);
+    std::size_t take_a = 0;
+    for (std::size_t d = 0; d < target; ++d) {
+      if (rng_.below(left_a + left_b) < left_a) {
+        ++take_a;
+        --left_a;
+      } else {
+        --left_b;
+      }
+    }
+    take_a = std::min(take_a, sample_.rows);
+    const std::size_t take_b = std::min(target - take_a, other.sample_.rows);
+    detail::dense_rows merged;
+    merged.cols = n_;
+    merged.values.reserve((take_a + take_b) * n_);
+    auto pick = [&](const detail::dense_rows& from, std::size_t count) {
+      std::vector<std::size_t> slots(from.rows);
+      for (std::size_t s = 0; s < from.rows; ++s) slots[s] = s;
+      for (std::size_t s = 0; s < count; ++s) {
+        const std::size_t r = s + static_cast<std::size_t>(rng_.below(from.rows - s));
+        std::swap(slots[s], slots[r]);
+        merged.values.insert(merged.values.end(), from.row(slots[s]), from.row(slots[s]) + n_);
+      }
+    };
+    pick(sample_, take_a);
+    pick(other.sample_, take_b);
+    merged.rows = take_a + take_b;
+    sample_ = std::move(merged);
+  }
+
+  // Keeps the outlier_tokens rows of largest peak; ties keep the earlier row.
+  void offer_outlier(const double* row, double peak) {
+    const std::size_t keep = options_.outlier_tokens;
+    if (keep == 0) return;
+    std::size_t position = outliers_.rows;
+    while (position > 0 && outlier_peaks_[position - 1] < peak) --position;
+    if (position >= keep) return;
+    if (outliers_.rows < keep) {
+      outliers_.values.resize((outliers_.rows + 1) * n_);
+      outlier_peaks_.push_back(0);
+      ++outliers_.rows;
+    }
+    for (std::size_t r = outliers_.rows - 1; r > position; --r) {
+      std::copy(outliers_.row(r - 1), outliers_.row(r - 1) + n_, outliers_.row(r));
+      outlier_peaks_[r] = outlier_peaks_[r - 1];
+    }
+    std::copy(row, row + n_, outliers_.row(position));
+    outlier_peaks_[position] = peak;
+  }
+
+  std::size_t n_;
+  stats_options options_;
+  bool dense_ = false;
+  std::size_t tokens_ = 0;
+  std::size_t sample_capacity_ = 0;
+  std::vector<double> absmax_, sum2_, sum4_;
+  std::vector<double> c22_, c31_, c13_, c11_;  // dense upper triangles (row i, columns j >= i)
+  detail::dense_rows sample_;
+  detail::splitmix64 rng_;
+  detail::dense_rows outliers_;
+  std::vector<double> outlier_peaks_;
+};
+
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_STATS_HPP

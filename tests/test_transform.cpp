@@ -1,0 +1,331 @@
+#include <singlequant/transform.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "synthetic_layer.hpp"
+#include "test_support.hpp"
+
+namespace sq = singlequant;
+
+namespace {
+
+double orthogonality_error(const std::vector<double>& r, std::size_t n) {
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (std::size_t k = 0; k < n; ++k) s += r[i * n + k] * r[j * n + k];
+      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+    }
+  return worst;
+}
+
+sq::calibrator calibrated(std::size_t n, const sq::transform_options& options,
+                          const std::vector<double>& x, std::size_t tokens) {
+  sq::calibrator cal(n, options);
+  cal.observe(sq::matrix_view<const double>(x, tokens, n));
+  return cal;
+}
+
+// W4A4 output SQNR of a layer: reference x W^T vs Q(x R) Q(W R)^T, globally and per token.
+struct layer_sqnr {
+  double global_db = 0, mean_token_db = 0;
+};
+layer_sqnr w4a4_layer(const sq::site_transform* transform, std::vector<double> x,
+                      std::vector<double> w, std::size_t tokens, std::size_t n, std::size_t m) {
+  const auto reference = sq_test::matmul_xwt(x, w, tokens, n, m);
+  if (transform != nullptr) {
+    transform->apply_rows(sq::matrix_view<double>(x, tokens, n));
+    transform->fold_into_weights(sq::matrix_view<double>(w, m, n));
+  }
+  sq_test::fake_quantize_rows_int4(x, tokens, n);
+  sq_test::fake_quantize_rows_int4(w, m, n);
+  const auto y = sq_test::matmul_xwt(x, w, tokens, n, m);
+  layer_sqnr result;
+  result.global_db = sq_test::sqnr_db(reference, y);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const auto first = static_cast<std::ptrdiff_t>(t * m), last = static_cast<std::ptrdiff_t>((t + 1) * m);
+    result.mean_token_db += sq_test::sqnr_db(std::vector<double>(reference.begin() + first, reference.begin() + last),
+                                             std::vector<double>(y.begin() + first, y.begin() + last)) /
+                            static_cast<double>(tokens);
+  }
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("transform: with ART and URT disabled it is exactly the plain Hadamard") {
+  const std::size_t n = 64, tokens = 50;
+  const auto x = sq_test::random_normal<double>(tokens * n, 61);
+  for (bool randomized : {false, true}) {
+    sq::transform_options options;
+    options.use_art = options.use_urt = false;
+    options.hadamard.randomized = randomized;
+    options.hadamard.seed = 7;
+    const auto transform = calibrated(n, options, x, tokens).build();
+    CHECK(transform.rotation_count() == 0);
+    CHECK(transform.to_dense() == sq::hadamard_transform<double>(n, options.hadamard).to_dense());
+  }
+}
+
+TEST_CASE("transform: every built transform is orthogonal and keeps the layer output") {
+  const std::size_t n = 64, tokens = 200, m = 24;
+  const sq_test::llm_like_activations gen(n, 62);
+  const auto x = gen.draw(tokens, 63);
+  const auto w = sq_test::random_normal<double>(m * n, 64);
+  const auto reference = sq_test::matmul_xwt(x, w, tokens, n, m);
+  for (auto structure : {sq::transform_structure::full, sq::transform_structure::kronecker}) {
+    for (auto mode : {sq::urt_mode::greedy_l4, sq::urt_mode::energy, sq::urt_mode::chain}) {
+      sq::transform_options options;
+      options.structure = structure;
+      options.art.tau_mag = 4.0;
+      options.urt.mode = mode;
+      options.urt.chain_block = 4;
+      options.hadamard.randomized = true;
+      options.hadamard.seed = 3;
+      const auto transform = calibrated(n, options, x, tokens).build();
+      if (mode != sq::urt_mode::chain) CHECK(transform.rotation_count() > 0);
+      const auto r = transform.to_dense();
+      CHECK(orthogonality_error(r, n) <= 1e-12);
+      auto xr = x, wr = w;
+      transform.apply_rows(sq::matrix_view<double>(xr, tokens, n));
+      transform.fold_into_weights(sq::matrix_view<double>(wr, m, n));
+      const auto y = sq_test::matmul_xwt(xr, wr, tokens, n, m);
+      double worst = 0, scale = 0;
+      for (std::size_t e = 0; e < y.size(); ++e) {
+        worst = std::max(worst, std::fabs(y[e] - reference[e]));
+        scale = std::max(scale, std::fabs(reference[e]));
+      }
+      CHECK(worst <= 1e-11 * scale);
+      // x R equals the dense product, and the inverse undoes it.
+      for (std::size_t k = 0; k < n; ++k) {
+        double s = 0;
+        for (std::size_t i = 0; i < n; ++i) s += x[i] * r[i * n + k];
+        CHECK(sq_test::close(xr[k], s, 1e-12));
+      }
+      transform.apply_rows_inverse(sq::matrix_view<double>(xr, tokens, n));
+      for (std::size_t e = 0; e < x.size(); ++e) CHECK(sq_test::close(xr[e], x[e], 1e-11));
+      // Float online application agrees with double to float rounding.
+      std::vector<float> xf(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(4 * n));
+      transform.apply_rows(sq::matrix_view<float>(xf, 4, n));
+      auto xd = std::vector<double>(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(4 * n));
+      transform.apply_rows(sq::matrix_view<double>(xd, 4, n));
+      for (std::size_t t = 0; t < 4; ++t) {
+        double row_scale = 0;
+        for (std::size_t k = 0; k < n; ++k) row_scale = std::max(row_scale, std::fabs(xd[t * n + k]));
+        for (std::size_t k = 0; k < n; ++k) CHECK(std::fabs(xf[t * n + k] - xd[t * n + k]) <= 1e-5 * row_scale);
+      }
+    }
+  }
+}
+
+TEST_CASE("transform: the Kronecker form with no Givens is H_a (x) H_b") {
+  const std::size_t n = 32, tokens = 20;
+  const auto x = sq_test::random_normal<double>(tokens * n, 65);
+  sq::transform_options options;
+  options.structure = sq::transform_structure::kronecker;
+  options.kronecker_rows = 4;
+  options.use_art = options.use_urt = false;
+  const auto transform = calibrated(n, options, x, tokens).build();
+  REQUIRE(transform.factors().size() == 2);
+  CHECK(transform.factors()[0].size == 4);
+  CHECK(transform.factors()[1].size == 8);
+  const auto ha = sq::hadamard_transform<double>(4, options.hadamard).to_dense();
+  const auto hb = sq::hadamard_transform<double>(8, sq::detail::factor_hadamard(options, true)).to_dense();
+  const auto r = transform.to_dense();
+  for (std::size_t p = 0; p < 4; ++p)
+    for (std::size_t q = 0; q < 8; ++q)
+      for (std::size_t p2 = 0; p2 < 4; ++p2)
+        for (std::size_t q2 = 0; q2 < 8; ++q2)
+          CHECK(sq_test::close(r[(p * 8 + q) * n + p2 * 8 + q2], ha[p * 4 + p2] * hb[q * 8 + q2], 1e-15));
+}
+
+TEST_CASE("transform: serialisation round-trips, same statistics give the same bytes") {
+  const std::size_t n = 64, tokens = 120;
+  const sq_test::llm_like_activations gen(n, 66);
+  const auto x = gen.draw(tokens, 67);
+  for (auto structure : {sq::transform_structure::full, sq::transform_structure::kronecker}) {
+    sq::transform_options options;
+    options.structure = structure;
+    options.art.tau_mag = 4.0;
+    options.hadamard.randomized = true;
+    options.hadamard.seed = 99;
+    const auto a = calibrated(n, options, x, tokens).build();
+    const auto b = calibrated(n, options, x, tokens).build();
+    const auto bytes = a.serialize();
+    CHECK(bytes == b.serialize());
+    const auto loaded = sq::site_transform::deserialize(bytes);
+    CHECK(loaded.serialize() == bytes);
+    CHECK(loaded.to_dense() == a.to_dense());
+    CHECK(loaded.structure() == structure);
+  }
+}
+
+TEST_CASE("transform: a corrupted or malformed blob is rejected with a clear error") {
+  const std::size_t n = 16, tokens = 60;
+  const sq_test::llm_like_activations gen(n, 68);
+  const auto x = gen.draw(tokens, 69);
+  sq::transform_options options;
+  options.art.tau_mag = 3.0;
+  const auto bytes = calibrated(n, options, x, tokens).build().serialize();
+  REQUIRE(bytes.size() > 60);
+  // Recomputes the checksum after an edit, to reach the field checks behind it.
+  auto reseal = [](std::vector<std::uint8_t> blob) {
+    const std::size_t body = blob.size() - 8;
+    const std::uint64_t h = sq::detail::fnv1a64(blob.data(), body);
+    for (int b = 0; b < 8; ++b) blob[body + static_cast<std::size_t>(b)] = static_cast<std::uint8_t>(h >> (8 * b));
+    return blob;
+  };
+  using sq::site_transform;
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize({}), "too short");
+  auto flipped = bytes;
+  flipped[40] ^= 0x10;
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(flipped), "site_transform::deserialize", "checksum");
+  auto magic = bytes;
+  magic[0] = 'X';
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(magic), "magic");
+  auto version = bytes;
+  version[4] = 9;
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(version)), "version 9");
+  auto truncated = std::vector<std::uint8_t>(bytes.begin(), bytes.end() - 20);
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(truncated)), "site_transform::deserialize");
+  // Header: magic 4, version 4, structure 4, n 8; factor: size 8, flags 4, seed 8, block 8,
+  // stages 8; stage: count 8; rotation: i 8, j 8, c 8, s 8.
+  const std::size_t first_rotation = 4 + 4 + 4 + 8 + 8 + 4 + 8 + 8 + 8 + 8;
+  auto plane = bytes;
+  plane[first_rotation] = 200;  // i = 200 >= 16
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(plane)), "plane (200");
+  auto not_rotation = bytes;
+  const double two = 2.0;
+  std::memcpy(not_rotation.data() + first_rotation + 16, &two, 8);
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(not_rotation)), "not a rotation");
+  auto nan_angle = bytes;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::memcpy(nan_angle.data() + first_rotation + 24, &nan, 8);
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(nan_angle)), "not a rotation");
+  auto size = bytes;
+  size[12] = 14;  // n = 14: 2 x odd has no Hadamard, and the factor no longer matches
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(size)), "site_transform::deserialize");
+  auto flags = bytes;
+  flags[28] = 0x80;
+  SQ_CHECK_ERROR_CONTAINS(site_transform::deserialize(reseal(flags)), "unknown flags");
+}
+
+TEST_CASE("transform: bad input is reported and nothing is built") {
+  SQ_CHECK_ERROR_CONTAINS(sq::calibrator(14), "singlequant::calibrator", "no Hadamard of order 14");
+  sq::transform_options kron;
+  kron.structure = sq::transform_structure::kronecker;
+  kron.kronecker_rows = 3;
+  SQ_CHECK_ERROR_CONTAINS(sq::calibrator(16, kron), "kronecker_rows 3 does not divide");
+  sq::calibrator cal(16);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(cal.build()), "build_site_transform", "zero tokens");
+  std::vector<float> bad(32, 1.0f);
+  bad[20] = std::numeric_limits<float>::quiet_NaN();
+  SQ_CHECK_ERROR_CONTAINS(cal.observe(sq::matrix_view<const float>(bad, 2, 16)), "calibrator::observe",
+                          "non-finite", "row 1, channel 4");
+  CHECK(cal.stats().tokens() == 0);
+  std::vector<double> w(3 * 8, 1.0);
+  sq::transform_options plain;
+  plain.use_art = plain.use_urt = false;
+  std::vector<double> x(16, 1.0);
+  sq::calibrator ok(16, plain);
+  ok.observe(sq::matrix_view<const double>(x, 1, 16));
+  const auto transform = ok.build();
+  SQ_CHECK_ERROR_CONTAINS(transform.fold_into_weights(sq::matrix_view<double>(w, 3, 8)),
+                          "fold_into_weights", "8 columns");
+  sq::transform_options other_basis = plain;
+  other_basis.hadamard.seed = 5;
+  other_basis.hadamard.randomized = true;
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(ok.build(other_basis)), "calibrator::build", "Hadamard basis");
+}
+
+TEST_CASE("transform: calibrators fed disjoint batches merge to the same transform") {
+  const std::size_t n = 32, tokens = 100;
+  const sq_test::llm_like_activations gen(n, 70);
+  const auto x = gen.draw(tokens, 71);
+  sq::transform_options options;
+  options.art.tau_mag = 4.0;
+  sq::calibrator one(n, options), a(n, options), b(n, options);
+  one.observe(sq::matrix_view<const double>(x, tokens, n));
+  a.observe(sq::matrix_view<const double>(x.data(), 60, n));
+  b.observe(sq::matrix_view<const double>(x.data() + 60 * n, 40, n));
+  a.merge(b);
+  const auto r1 = one.build().to_dense(), r2 = a.build().to_dense();
+  for (std::size_t e = 0; e < r1.size(); ++e) CHECK(sq_test::close(r1[e], r2[e], 1e-9));
+}
+
+TEST_CASE("transform: single_pass_quantize and measure_w4a4_layer agree with a plain reference") {
+  const std::size_t n = 64, m = 16, tokens = 128;
+  const sq_test::llm_like_activations gen(n, 72);
+  const auto x = gen.draw(tokens, 73);
+  const auto w = sq_test::random_normal<double>(m * n, 74, 0.1);
+  sq::calibrator cal(n);
+  cal.observe(sq::matrix_view<const double>(x, tokens, n));
+  sq::quant_config weights;  // symmetric7, per row
+  const auto result = sq::single_pass_quantize(cal, sq::matrix_view<const double>(w, m, n), weights);
+  CHECK(result.weights.rows() == m);
+  CHECK(result.report.scale_count == m);
+  // Dequantised weights equal the plain reference quantiser on W R.
+  auto wr = w;
+  result.transform.fold_into_weights(sq::matrix_view<double>(wr, m, n));
+  auto reference = wr;
+  sq_test::fake_quantize_rows_int4(reference, m, n);
+  std::vector<double> dequantised(m * n);
+  sq::dequantize(result.weights, sq::matrix_view<double>(dequantised, m, n));
+  for (std::size_t e = 0; e < dequantised.size(); ++e) CHECK(sq_test::close(dequantised[e], reference[e], 1e-6));
+  // Layer error: the library measure equals the test's reference computation.
+  const auto error = sq::measure_w4a4_layer(sq::matrix_view<const double>(x, tokens, n),
+                                            sq::matrix_view<const double>(w, m, n), &result.transform,
+                                            sq::quant_config{}, weights);
+  const auto expected = w4a4_layer(&result.transform, x, w, tokens, n, m);
+  CHECK(error.sqnr_db == doctest::Approx(expected.global_db).epsilon(1e-3));
+  CHECK(error.relative_frobenius == doctest::Approx(std::pow(10.0, -expected.global_db / 20)).epsilon(1e-3));
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::single_pass_quantize(cal, sq::matrix_view<const double>(w.data(), m, 32))),
+                          "single_pass_quantize", "32 columns");
+}
+
+TEST_CASE("transform: smoothing metrics of activation rows") {
+  std::vector<double> x = {3, 0, 0, 0, 1, 1, 1, 1};
+  const auto m = sq::measure_activations(sq::matrix_view<const double>(x, 2, 4));
+  // Row 0: max 3, rms 1.5 -> 2, kurtosis (81/4) / (9/4)^2 = 4. Row 1: 1 and 1.
+  CHECK(m.mean_max_over_rms == doctest::Approx(1.5));
+  CHECK(m.max_max_over_rms == doctest::Approx(2.0));
+  CHECK(m.mean_kurtosis == doctest::Approx(2.5));
+}
+
+TEST_CASE("transform: on an LLM-like layer SingleQuant beats no rotation and the Hadamard (W4A4)") {
+  // Held-out tokens, 4 Gaussian weight draws. Two metrics: the global output SQNR (dominated by the
+  // ~3% massive tokens) and the mean over tokens of the per-token output SQNR.
+  const std::size_t n = 256, m = 128, calibration = 1024, held_out = 256;
+  const sq_test::llm_like_activations gen(n, 2024);
+  const auto x_cal = gen.draw(calibration, 1);
+  const auto x_test = gen.draw(held_out, 2);
+  sq::transform_options hadamard_only;
+  hadamard_only.use_art = hadamard_only.use_urt = false;
+  const sq::transform_options singlequant;  // defaults: ART l4 + URT greedy l4 (n/2), unit-norm tokens
+  const auto cal = calibrated(n, singlequant, x_cal, calibration);
+  const auto h = cal.build(hadamard_only);
+  const auto s = cal.build();
+  double global[3] = {}, per_token[3] = {};
+  const sq::site_transform* transforms[3] = {nullptr, &h, &s};
+  for (std::uint64_t draw = 1; draw <= 4; ++draw) {
+    const auto w = sq_test::random_normal<double>(m * n, 100 + draw, 0.05);
+    for (int k = 0; k < 3; ++k) {
+      const auto result = w4a4_layer(transforms[k], x_test, w, held_out, n, m);
+      global[k] += result.global_db / 4;
+      per_token[k] += result.mean_token_db / 4;
+    }
+  }
+  MESSAGE("W4A4 output SQNR, global / mean per token (dB): none ", global[0], " / ", per_token[0],
+          ", Hadamard ", global[1], " / ", per_token[1], ", SingleQuant ", global[2], " / ",
+          per_token[2], " (", s.rotation_count(), " rotations)");
+  // Measured when written: none 15.96 / 9.12, Hadamard 17.08 / 15.54, SingleQuant 17.43 / 15.68
+  // (margins over the Hadamard +0.35 / +0.15 dB; asserted with +0.05).
+  CHECK(per_token[2] > per_token[0] + 5.0);
+  CHECK(global[2] > global[0] + 0.5);
+  CHECK(per_token[2] >= per_token[1] + 0.05);
+  CHECK(global[2] >= global[1] + 0.05);
+}
