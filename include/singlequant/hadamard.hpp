@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "detail/random.hpp"
 #include "detail/fwht_kernels.hpp"
 #include "detail/hadamard_construction.hpp"
 #include "view.hpp"
@@ -97,15 +98,6 @@ T* thread_scratch(std::size_t elements) {
   if (buffer.size() < elements + align) buffer.resize(elements + align);
   const auto address = reinterpret_cast<std::uintptr_t>(buffer.data());
   return buffer.data() + (align - address / sizeof(T) % align) % align;
-}
-
-/// splitmix64 step: the sign generator of randomized transforms (same on every platform).
-constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  state += 0x9E3779B97F4A7C15ull;
-  std::uint64_t z = state;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 /// Four-Russians schedule of C for y_r = sum_s C[s][r] z_s, C = H (transpose = false) or H^T, with
@@ -329,8 +321,8 @@ class hadamard_transform {
       }
       if (opts.randomized) {
         signs.resize(size);
-        std::uint64_t generator = opts.seed;
-        for (auto& d : signs) d = (detail::splitmix64(generator) >> 63) != 0 ? T(-1) : T(1);
+        detail::splitmix64 generator{opts.seed};
+        for (auto& d : signs) d = (generator.next() >> 63) != 0 ? T(-1) : T(1);
       }
     }
   };

@@ -31,6 +31,7 @@
 #include "angles.hpp"
 #include "config.hpp"
 #include "detail/moment_kernels.hpp"
+#include "detail/random.hpp"
 #include "view.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
@@ -75,25 +76,6 @@ struct rotation_report {
 };
 
 namespace detail {
-
-/// splitmix64: the seeded generator of the reservoirs (fixed, platform-independent sequence).
-struct splitmix64 {
-  std::uint64_t state = 0;
-  std::uint64_t next() noexcept {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  /// Uniform in [0, bound) (bound > 0), by rejection so it is exactly uniform.
-  std::uint64_t below(std::uint64_t bound) noexcept {
-    const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() -
-                                std::numeric_limits<std::uint64_t>::max() % bound;
-    std::uint64_t r = next();
-    while (r >= limit) r = next();
-    return r % bound;
-  }
-};
 
 /// Rows x cols, row-major, contiguous double matrix (owning).
 struct dense_rows {
