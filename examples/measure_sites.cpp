@@ -1,0 +1,349 @@
+// measure_sites: per-site W4A4 output SQNR of every linear layer input of the real llama2.c models
+// (stories260K, pycode11M), on held-out tokens, for no rotation, the randomised Hadamard, and
+// SingleQuant with each ART angle rule and URT mode, per-site and shared transforms.
+//
+// Activations are collected from text the model generates itself (sampled at temperature 1 from
+// BOS with fixed seeds: one set of sequences for calibration, another for evaluation). W4A4 means
+// per-token symmetric INT4 activations (clip 0.9) and per-output-row symmetric INT4 weights (RTN
+// with an MSE clip search), both on the -7..7 grid unless --full-grid.
+//
+// Usage: measure_sites [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid]
+//                      [--verbose]
+// Prints one markdown table per model; a model whose file is absent is skipped with a message.
+#include <singlequant/singlequant.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "llama2c/llama2c.hpp"
+
+namespace sq = singlequant;
+
+namespace {
+
+struct site_key {
+  int layer;
+  llama2c::site kind;
+  bool operator<(const site_key& o) const {
+    return layer != o.layer ? layer < o.layer : static_cast<int>(kind) < static_cast<int>(o.kind);
+  }
+};
+
+struct site_data {
+  std::size_t width = 0;
+  std::vector<float> calibration;  // tokens x width
+  std::vector<float> held_out;
+  std::vector<float> weight;       // out x width: the concatenated weights reading this input
+  std::size_t out_features = 0;
+  std::size_t calibration_rows() const { return calibration.size() / width; }
+  std::size_t held_out_rows() const { return held_out.size() / width; }
+};
+
+int sample(std::span<const float> logits, std::mt19937_64& rng) {
+  const float peak = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double total = 0;
+  for (std::size_t i = 0; i < logits.size(); ++i) total += p[i] = std::exp(double(logits[i] - peak));
+  double u = std::uniform_real_distribution<double>(0.0, total)(rng);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if ((u -= p[i]) <= 0) return static_cast<int>(i);
+  }
+  return static_cast<int>(p.size() - 1);
+}
+
+// Runs sampled sequences and appends each linear input to `out` (calibration or held-out).
+void collect(const llama2c::model& model, std::uint64_t seed, int sequences, int length,
+             std::map<site_key, site_data>& sites, bool held_out) {
+  llama2c::session session(model);
+  session.hooks.on_linear_input = [&](llama2c::site kind, int layer, std::span<float> x) {
+    if (kind == llama2c::site::classifier) return;
+    site_data& d = sites[{layer, kind}];
+    d.width = x.size();
+    auto& target = held_out ? d.held_out : d.calibration;
+    target.insert(target.end(), x.begin(), x.end());
+  };
+  std::mt19937_64 rng(seed);
+  for (int s = 0; s < sequences; ++s) {
+    session.reset();
+    int token = llama2c::tokenizer::bos_id;
+    for (int pos = 0; pos < length; ++pos) {
+      auto logits = session.forward(token, pos);
+      token = sample(logits, rng);
+      if (token == llama2c::tokenizer::eos_id) token = llama2c::tokenizer::bos_id;
+    }
+  }
+}
+
+void attach_weights(llama2c::model& model, std::map<site_key, site_data>& sites) {
+  using llama2c::weight_id;
+  for (auto& [key, d] : sites) {
+    std::vector<weight_id> readers;
+    switch (key.kind) {
+      case llama2c::site::attn_qkv: readers = {weight_id::wq, weight_id::wk, weight_id::wv}; break;
+      case llama2c::site::attn_out: readers = {weight_id::wo}; break;
+      case llama2c::site::ffn_up: readers = {weight_id::w1, weight_id::w3}; break;
+      case llama2c::site::ffn_down: readers = {weight_id::w2}; break;
+      default: break;
+    }
+    for (weight_id w : readers) {
+      auto m = model.linear(w, key.layer);
+      d.weight.insert(d.weight.end(), m.values().begin(), m.values().end());
+      d.out_features += static_cast<std::size_t>(m.out_features);
+    }
+  }
+}
+
+// W4A4 output SQNR (dB) of y = x W^T on the held-out rows, with rotation `rotate` applied to both
+// (rotate(matrix) transforms each row in place: x -> x R, W -> W R).
+template <class Rotate>
+double w4a4_sqnr(const site_data& d, Rotate&& rotate, bool full_grid) {
+  const std::size_t n = d.width, t = d.held_out_rows(), m = d.out_features;
+  std::vector<float> x = d.held_out, w = d.weight;
+  rotate(sq::matrix_view<float>(x, t, n));
+  rotate(sq::matrix_view<float>(w, m, n));
+  sq::quant_config act;
+  act.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
+  act.gran = sq::granularity::per_row;
+  act.clip_ratio = 0.9;
+  sq::quant_config wq = act;
+  wq.clip_ratio = 1.0;
+  wq.mse_clip_search = true;
+  std::vector<float> xq(x.size()), wqv(w.size());
+  sq::fake_quantize(sq::matrix_view<const float>(x, t, n), sq::matrix_view<float>(xq, t, n), act);
+  sq::fake_quantize(sq::matrix_view<const float>(w, m, n), sq::matrix_view<float>(wqv, m, n), wq);
+  // Reference from the unrotated float inputs, in double.
+  double signal = 0, noise = 0;
+  for (std::size_t r = 0; r < t; ++r) {
+    for (std::size_t o = 0; o < m; ++o) {
+      double ref = 0, got = 0;
+      const float* xr = &d.held_out[r * n];
+      const float* wr = &d.weight[o * n];
+      const float* xqr = &xq[r * n];
+      const float* wqr = &wqv[o * n];
+      for (std::size_t k = 0; k < n; ++k) {
+        ref += double(xr[k]) * double(wr[k]);
+        got += double(xqr[k]) * double(wqr[k]);
+      }
+      signal += ref * ref;
+      noise += (ref - got) * (ref - got);
+    }
+  }
+  return 10.0 * std::log10(signal / noise);
+}
+
+struct variant {
+  std::string name;
+  bool identity = false;
+  bool hadamard_only = false;
+  sq::transform_options options;
+  bool shared = false;  // one transform for all residual-stream sites (attn_qkv, ffn_up) of all layers
+};
+
+std::vector<variant> make_variants() {
+  std::vector<variant> v;
+  v.push_back({"none", true, false, {}, false});
+  sq::transform_options base;
+  base.hadamard.randomized = true;
+  base.hadamard.seed = 7;
+  variant had{"hadamard", false, true, base, false};
+  had.options.use_art = false;
+  had.options.use_urt = false;
+  v.push_back(had);
+  // ART alone on top of the Hadamard, each angle rule; tau_mag 4 (the default 16 flags nothing
+  // once the Hadamard has spread the outliers).
+  struct rule_name {
+    sq::angle_rule rule;
+    const char* name;
+  };
+  for (auto [rule, rname] : {rule_name{sq::angle_rule::l4, "l4"}, rule_name{sq::angle_rule::linf, "linf"},
+                             rule_name{sq::angle_rule::energy, "energy"}}) {
+    variant art{std::string("H+art-") + rname + " t4", false, false, base, false};
+    art.options.use_urt = false;
+    art.options.art.rule = rule;
+    art.options.art.tau_mag = 4.0;
+    v.push_back(art);
+  }
+  // ART without the Hadamard (statistics in the raw basis): what ART does on raw outliers.
+  variant raw_art{"art-l4 t4 noH", false, false, base, false};
+  raw_art.options.use_hadamard = false;
+  raw_art.options.use_urt = false;
+  raw_art.options.art.tau_mag = 4.0;
+  v.push_back(raw_art);
+  variant raw_full{"art+urt noH", false, false, base, false};
+  raw_full.options.use_hadamard = false;
+  v.push_back(raw_full);
+  for (auto [mode, mname] : {std::pair{sq::urt_mode::greedy_l4, "l4"}, std::pair{sq::urt_mode::energy, "energy"},
+                             std::pair{sq::urt_mode::chain, "chain"}}) {
+    variant urt{std::string("H+urt-") + mname, false, false, base, false};
+    urt.options.use_art = false;
+    urt.options.urt.mode = mode;
+    v.push_back(urt);
+  }
+  variant full{"H+art+urt", false, false, base, false};
+  v.push_back(full);
+  variant shared = full;
+  shared.name = "H+art+urt shared";
+  shared.shared = true;
+  v.push_back(shared);
+  return v;
+}
+
+}  // namespace
+
+namespace {
+
+bool verbose = false;  // --verbose: per-site outlier ratios and rotation counts on stderr
+
+std::string site_name(const site_key& k) {
+  char buffer[64];
+  const std::string_view kind = llama2c::to_string(k.kind);
+  std::snprintf(buffer, sizeof buffer, "L%d %.*s", k.layer, static_cast<int>(kind.size()), kind.data());
+  return buffer;
+}
+
+bool reads_residual(llama2c::site s) {
+  return s == llama2c::site::attn_qkv || s == llama2c::site::ffn_up;
+}
+
+int run_model(const std::string& dir, const std::string& name, const std::string& tokenizer_file,
+              int sequences, int length, bool full_grid) {
+  const std::string model_path = dir + "/" + name + ".bin";
+  if (!std::filesystem::exists(model_path)) {
+    std::printf("skipped %s: %s not found\n", name.c_str(), model_path.c_str());
+    return 0;
+  }
+  static_cast<void>(tokenizer_file);
+  auto model = llama2c::model::load(model_path);
+  std::map<site_key, site_data> sites;
+  const auto t0 = std::chrono::steady_clock::now();
+  collect(model, 1234, sequences, length, sites, false);
+  collect(model, 98765, sequences, length, sites, true);
+  attach_weights(model, sites);
+  const auto t1 = std::chrono::steady_clock::now();
+  std::printf("\n## %s: %d calibration + %d held-out sequences of %d sampled tokens (%.1f s)\n\n",
+              name.c_str(), sequences, sequences, length,
+              std::chrono::duration<double>(t1 - t0).count());
+
+  const auto variants = make_variants();
+  // Shared residual-stream calibrator: every attn_qkv and ffn_up input of every layer.
+  std::optional<sq::calibrator> shared;
+  std::optional<sq::site_transform> shared_transform;
+  {
+    const variant& full = variants.back();  // the shared variant's rules
+    for (auto& [key, d] : sites) {
+      if (!reads_residual(key.kind)) continue;
+      if (!shared) shared.emplace(d.width, full.options);
+      shared->observe(sq::matrix_view<const float>(d.calibration, d.calibration_rows(), d.width));
+    }
+    if (shared) shared_transform = shared->build();
+  }
+
+  std::printf("| site | n | tokens |");
+  for (const auto& v : variants) std::printf(" %s |", v.name.c_str());
+  std::printf("\n|---|---|---|");
+  for (std::size_t i = 0; i < variants.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  std::vector<double> sums(variants.size(), 0.0), residual_sums(variants.size(), 0.0);
+  int residual_sites = 0;
+  std::vector<int> wins(variants.size(), 0);
+  int counted = 0;
+  for (auto& [key, d] : sites) {
+    const sq::matrix_view<const float> calibration(d.calibration, d.calibration_rows(), d.width);
+    sq::calibrator calibrator(d.width, variants[1].options);
+    calibrator.observe(calibration);
+    sq::transform_options raw_basis = variants[1].options;
+    raw_basis.use_hadamard = false;
+    sq::calibrator raw_calibrator(d.width, raw_basis);
+    raw_calibrator.observe(calibration);
+    if (verbose) {
+      std::vector<double> peaks(d.width);
+      for (std::size_t k = 0; k < d.width; ++k) peaks[k] = raw_calibrator.stats().absmax(k);
+      std::vector<double> sorted = peaks;
+      std::sort(sorted.begin(), sorted.end());
+      std::fprintf(stderr, "%s: raw absmax max/median %.1f, top3 %.2f %.2f %.2f median %.3f\n", site_name(key).c_str(),
+                   sorted.back() / sorted[sorted.size() / 2], sorted.back(), sorted[sorted.size() - 2], sorted[sorted.size() - 3], sorted[sorted.size() / 2]);
+    }
+    std::printf("| %s | %zu | %zu |", site_name(key).c_str(), d.width, d.held_out_rows());
+    std::vector<double> row(variants.size(), std::nan(""));
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      const variant& var = variants[v];
+      if (var.identity) {
+        row[v] = w4a4_sqnr(d, [](sq::matrix_view<float>) {}, full_grid);
+      } else if (var.shared) {
+        if (!reads_residual(key.kind)) continue;
+        const sq::site_transform& t = *shared_transform;
+        row[v] = w4a4_sqnr(d, [&](sq::matrix_view<float> m) { t.apply_rows(m); }, full_grid);
+      } else {
+        const sq::site_transform t =
+            var.options.use_hadamard ? calibrator.build(var.options) : raw_calibrator.build(var.options);
+        if (verbose) std::fprintf(stderr, "%s %s: art outliers %zu rotations %zu, urt rotations %zu\n", site_name(key).c_str(), var.name.c_str(), t.report().art.outliers, t.report().art.rotations, t.report().urt.rotations);
+        row[v] = w4a4_sqnr(d, [&](sq::matrix_view<float> m) { t.apply_rows(m); }, full_grid);
+      }
+    }
+    const double hadamard = row[1];
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      if (std::isnan(row[v])) {
+        std::printf(" - |");
+      } else {
+        std::printf(" %.2f |", row[v]);
+      }
+    }
+    std::printf("\n");
+    ++counted;
+    residual_sites += reads_residual(key.kind) ? 1 : 0;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      if (std::isnan(row[v])) continue;
+      sums[v] += row[v];
+      if (reads_residual(key.kind)) residual_sums[v] += row[v];
+      if (v >= 2 && row[v] > hadamard + 1e-9) ++wins[v];
+    }
+    std::fflush(stdout);
+  }
+  std::printf("| **mean, all sites** | | |");
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    if (variants[v].shared) std::printf(" - |");
+    else std::printf(" %.2f |", sums[v] / counted);
+  }
+  std::printf("\n| **mean, residual-stream sites** | | |");
+  for (std::size_t v = 0; v < variants.size(); ++v) std::printf(" %.2f |", residual_sums[v] / residual_sites);
+  std::printf("\n\nSites where a SingleQuant variant beats the Hadamard (of %d):", counted);
+  for (std::size_t v = 2; v < variants.size(); ++v) std::printf(" %s %d;", variants[v].name.c_str(), wins[v]);
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = SINGLEQUANT_MODELS_DIR;
+  if (const char* env = std::getenv("SINGLEQUANT_MODELS_DIR")) dir = env;
+  int sequences = 4, length = 128;
+  bool full_grid = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--models" && i + 1 < argc) dir = argv[++i];
+    else if (arg == "--sequences" && i + 1 < argc) sequences = std::atoi(argv[++i]);
+    else if (arg == "--length" && i + 1 < argc) length = std::atoi(argv[++i]);
+    else if (arg == "--model" && i + 1 < argc) only = argv[++i];
+    else if (arg == "--full-grid") full_grid = true;
+    else if (arg == "--verbose") verbose = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n", argv[0]);
+      return 2;
+    }
+  }
+  std::printf("# W4A4 output SQNR (dB) per linear-layer input site, held-out tokens\n");
+  std::printf("activations per-token symmetric INT4 (clip 0.9), weights per-row INT4 RTN + MSE clip, grid %s\n",
+              full_grid ? "-8..7" : "-7..7");
+  if (only.empty() || only == "stories260K") run_model(dir, "stories260K", "tok512.bin", sequences, length, full_grid);
+  if (only.empty() || only == "pycode11M") run_model(dir, "pycode11M", "tok_bytes512.bin", sequences, length, full_grid);
+  return 0;
+}
