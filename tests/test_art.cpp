@@ -17,18 +17,6 @@ sq::activation_stats stats_of(const std::vector<double>& x, std::size_t tokens, 
   return stats;
 }
 
-// Max |R R^T - I| of a dense n x n matrix.
-double orthogonality_error(const std::vector<double>& r, std::size_t n) {
-  double worst = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (std::size_t k = 0; k < n; ++k) s += r[i * n + k] * r[j * n + k];
-      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
-    }
-  return worst;
-}
-
 }  // namespace
 
 TEST_CASE("art: flags the magnitude outliers and pairs each with a quiet partner") {
@@ -62,7 +50,7 @@ TEST_CASE("art: flags the magnitude outliers and pairs each with a quiet partner
     CHECK(peak[g.i] > threshold);
     CHECK(peak[g.j] <= threshold);
   }
-  CHECK(orthogonality_error(art.rotations.to_dense(), n) <= 1e-12);
+  CHECK(sq_test::orthogonality_error(art.rotations.to_dense(), n) <= 1e-12);
   CHECK(art.report.l4_after < art.report.l4_before);
   CHECK(art.report.max_over_rms_after < art.report.max_over_rms_before);
 }

@@ -81,17 +81,6 @@ std::vector<long double> reference_apply(const sq::givens_sequence<T>& g, const 
   return y;
 }
 
-double max_abs_orthogonality_error(const std::vector<double>& m, std::size_t n) {
-  double worst = 0;
-  for (std::size_t r = 0; r < n; ++r)
-    for (std::size_t c = 0; c < n; ++c) {
-      double dot = 0;
-      for (std::size_t k = 0; k < n; ++k) dot += m[r * n + k] * m[c * n + k];
-      worst = std::max(worst, std::fabs(dot - (r == c ? 1.0 : 0.0)));
-    }
-  return worst;
-}
-
 template <class U>
 double eps() {
   return static_cast<double>(std::numeric_limits<U>::epsilon());
@@ -328,13 +317,13 @@ TEST_CASE_TEMPLATE("givens_sequence: 10,000 random rotations stay orthogonal", T
   const auto seq = random_sequence<T>(dim, 10000, 77);
   const double tolerance = std::is_same_v<T, float> ? 1e-5 : 1e-12;
   const auto dense = seq.to_dense();  // built in double from T coefficients
-  CHECK(max_abs_orthogonality_error(dense, dim) <= tolerance);
+  CHECK(sq_test::orthogonality_error(dense, dim) <= tolerance);
 
   // Applied in T to the identity rows: the online path itself stays orthogonal.
   std::vector<T> identity(dim * dim, T(0));
   for (std::size_t r = 0; r < dim; ++r) identity[r * dim + r] = T(1);
   seq.apply_rows(sq::matrix_view<T>(identity.data(), dim, dim));
-  CHECK(max_abs_orthogonality_error(std::vector<double>(identity.begin(), identity.end()), dim) <= tolerance);
+  CHECK(sq_test::orthogonality_error(std::vector<double>(identity.begin(), identity.end()), dim) <= tolerance);
 
   // Apply then invert returns the input within the same tolerance.
   auto x = sq_test::random_normal<T>(5 * dim, 8);
@@ -449,7 +438,7 @@ TEST_CASE("givens: stage free functions, converted(), empty and degenerate input
   // Built in double, stored in float.
   const auto as_float = random_sequence<double>(16, 50, 3).converted<float>();
   CHECK(as_float.rotation_count() == 50);
-  CHECK(max_abs_orthogonality_error(as_float.to_dense(), 16) <= 1e-6);
+  CHECK(sq_test::orthogonality_error(as_float.to_dense(), 16) <= 1e-6);
 
   // Empty sequence and empty matrices are no-ops; append composes.
   sq::givens_sequence<float> none(4);

@@ -30,6 +30,18 @@ inline bool close(double a, double b, double tolerance) {
   return std::fabs(a - b) <= tolerance * scale;
 }
 
+/// max_ij |(R R^T - I)_ij| of a dense n x n row-major matrix R.
+inline double orthogonality_error(const std::vector<double>& r, std::size_t n) {
+  double worst = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < n; ++j) {
+      double dot = 0;
+      for (std::size_t k = 0; k < n; ++k) dot += r[i * n + k] * r[j * n + k];
+      worst = std::fmax(worst, std::fabs(dot - (i == j ? 1.0 : 0.0)));
+    }
+  return worst;
+}
+
 /// The directory with the reference models, or "" when the files are absent (tests then skip).
 inline std::string models_dir() {
   if (const char* env = std::getenv("SINGLEQUANT_MODELS_DIR")) return env;

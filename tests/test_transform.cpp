@@ -12,17 +12,6 @@ namespace sq = singlequant;
 
 namespace {
 
-double orthogonality_error(const std::vector<double>& r, std::size_t n) {
-  double worst = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (std::size_t k = 0; k < n; ++k) s += r[i * n + k] * r[j * n + k];
-      worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
-    }
-  return worst;
-}
-
 sq::calibrator calibrated(std::size_t n, const sq::transform_options& options,
                           const std::vector<double>& x, std::size_t tokens) {
   sq::calibrator cal(n, options);
@@ -89,7 +78,7 @@ TEST_CASE("transform: every built transform is orthogonal and keeps the layer ou
       const auto transform = calibrated(n, options, x, tokens).build();
       if (mode != sq::urt_mode::chain) CHECK(transform.rotation_count() > 0);
       const auto r = transform.to_dense();
-      CHECK(orthogonality_error(r, n) <= 1e-12);
+      CHECK(sq_test::orthogonality_error(r, n) <= 1e-12);
       auto xr = x, wr = w;
       transform.apply_rows(sq::matrix_view<double>(xr, tokens, n));
       transform.fold_into_weights(sq::matrix_view<double>(wr, m, n));

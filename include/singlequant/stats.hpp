@@ -257,15 +257,9 @@ class activation_stats {
       m.s31 = cross31(i, j);
       m.s13 = cross31(j, i);
     } else {
-      for (std::size_t t = 0; t < sample_.rows; ++t) {
-        const double a = sample_.row(t)[i], b = sample_.row(t)[j];
-        const double a2 = a * a, b2 = b * b;
-        m.s40 += a2 * a2;
-        m.s31 += a2 * a * b;
-        m.s22 += a2 * b2;
-        m.s13 += a * b2 * b;
-        m.s04 += b2 * b2;
-      }
+      if (sample_.rows > 0)
+        m = angles::detail::accumulate_strided(sample_.row(0) + i, sample_.row(0) + j, sample_.rows,
+                                               sample_.cols);
     }
     return m;
   }

@@ -74,17 +74,10 @@ class working_set {
 
   /// The five fourth-order sums of (a, b) = (y_i, y_j) over the rows.
   [[nodiscard]] angles::pair_fourth_moments pair_moments(std::size_t i, std::size_t j) const noexcept {
-    angles::pair_fourth_moments m;
-    for (std::size_t t = 0; t < rows_; ++t) {
-      const double a = value(t, i), b = value(t, j);
-      const double a2 = a * a, b2 = b * b;
-      m.s40 += a2 * a2;
-      m.s31 += a2 * a * b;
-      m.s22 += a2 * b2;
-      m.s13 += a * b2 * b;
-      m.s04 += b2 * b2;
-    }
-    return m;
+    // Column i of the panel-major rows: element t at t * 8 + column_offset(i).
+    const std::size_t stride = panel_stride();
+    return angles::detail::accumulate_strided(y_.data() + column_offset(i, stride),
+                                              y_.data() + column_offset(j, stride), rows_, 8);
   }
   /// sum_t y_ti y_tj.
   [[nodiscard]] double cross_second(std::size_t i, std::size_t j) const noexcept {
