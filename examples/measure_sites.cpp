@@ -100,42 +100,20 @@ void attach_weights(llama2c::model& model, std::map<site_key, site_data>& sites)
   }
 }
 
-// W4A4 output SQNR (dB) of y = x W^T on the held-out rows, with rotation `rotate` applied to both
-// (rotate(matrix) transforms each row in place: x -> x R, W -> W R).
-template <class Rotate>
-double w4a4_sqnr(const site_data& d, Rotate&& rotate, bool full_grid) {
-  const std::size_t n = d.width, t = d.held_out_rows(), m = d.out_features;
-  std::vector<float> x = d.held_out, w = d.weight;
-  rotate(sq::matrix_view<float>(x, t, n));
-  rotate(sq::matrix_view<float>(w, m, n));
-  sq::quant_config act;
-  act.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
-  act.gran = sq::granularity::per_row;
-  act.clip_ratio = 0.9;
-  sq::quant_config wq = act;
-  wq.clip_ratio = 1.0;
-  wq.mse_clip_search = true;
-  std::vector<float> xq(x.size()), wqv(w.size());
-  sq::fake_quantize(sq::matrix_view<const float>(x, t, n), sq::matrix_view<float>(xq, t, n), act);
-  sq::fake_quantize(sq::matrix_view<const float>(w, m, n), sq::matrix_view<float>(wqv, m, n), wq);
-  // Reference from the unrotated float inputs, in double.
-  double signal = 0, noise = 0;
-  for (std::size_t r = 0; r < t; ++r) {
-    for (std::size_t o = 0; o < m; ++o) {
-      double ref = 0, got = 0;
-      const float* xr = &d.held_out[r * n];
-      const float* wr = &d.weight[o * n];
-      const float* xqr = &xq[r * n];
-      const float* wqr = &wqv[o * n];
-      for (std::size_t k = 0; k < n; ++k) {
-        ref += double(xr[k]) * double(wr[k]);
-        got += double(xqr[k]) * double(wqr[k]);
-      }
-      signal += ref * ref;
-      noise += (ref - got) * (ref - got);
-    }
-  }
-  return 10.0 * std::log10(signal / noise);
+// W4A4 output SQNR (dB) of y = x W^T on the held-out rows with `transform` (nullptr: none) folded
+// into both sides, via the library's own metric.
+double w4a4_sqnr(const site_data& d, const sq::site_transform* transform, bool full_grid) {
+  sq::quant_config activations;
+  activations.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
+  activations.gran = sq::granularity::per_row;  // per token
+  activations.clip_ratio = 0.9;
+  sq::quant_config weights = activations;       // per output row
+  weights.clip_ratio = 1.0;
+  weights.mse_clip_search = true;
+  return sq::measure_w4a4_layer(sq::matrix_view<const float>(d.held_out, d.held_out_rows(), d.width),
+                                sq::matrix_view<const float>(d.weight, d.out_features, d.width),
+                                transform, activations, weights)
+      .sqnr_db;
 }
 
 struct variant {
@@ -275,16 +253,15 @@ int run_model(const std::string& dir, const std::string& name, const std::string
     for (std::size_t v = 0; v < variants.size(); ++v) {
       const variant& var = variants[v];
       if (var.identity) {
-        row[v] = w4a4_sqnr(d, [](sq::matrix_view<float>) {}, full_grid);
+        row[v] = w4a4_sqnr(d, nullptr, full_grid);
       } else if (var.shared) {
         if (!reads_residual(key.kind)) continue;
-        const sq::site_transform& t = *shared_transform;
-        row[v] = w4a4_sqnr(d, [&](sq::matrix_view<float> m) { t.apply_rows(m); }, full_grid);
+        row[v] = w4a4_sqnr(d, &*shared_transform, full_grid);
       } else {
         const sq::site_transform t =
             var.options.use_hadamard ? calibrator.build(var.options) : raw_calibrator.build(var.options);
         if (verbose) std::fprintf(stderr, "%s %s: art outliers %zu rotations %zu, urt rotations %zu\n", site_name(key).c_str(), var.name.c_str(), t.report().art.outliers, t.report().art.rotations, t.report().urt.rotations);
-        row[v] = w4a4_sqnr(d, [&](sq::matrix_view<float> m) { t.apply_rows(m); }, full_grid);
+        row[v] = w4a4_sqnr(d, &t, full_grid);
       }
     }
     const double hadamard = row[1];

@@ -506,6 +506,17 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
   const auto lo = static_cast<T>(qmin - zero), hi = static_cast<T>(qmax - zero);
   double total = 0;
   alignas(64) T lanes16[16] = {};
+  // The scalar step, in the lane the SIMD path would use (so the sums agree bit for bit):
+  // u = y - rne(clamp(y)), lanes16[i mod 16] += u^2, with y = x_i * inv (0 for NaN / Inf).
+  auto add_scalar_error = [&](std::size_t element) {
+    T y = std::fabs(x[element]) <= finite_limit ? x[element] * inv : T(0);
+    no_contract<Arch>(y);
+    const T c = y < lo ? lo : (y > hi ? hi : y);
+    const T u = y - round_even_small<Arch>(c);
+    T u2 = u * u;
+    no_contract<Arch>(u2);
+    lanes16[element % 16] += u2;
+  };
   std::size_t i = 0;
   if constexpr (!simd::is_scalar_v<Arch>) {
     using batch = xsimd::batch<T, Arch>;
@@ -535,28 +546,12 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
   } else {
     while (i + 16 <= n) {
       const std::size_t end = std::min(n - n % 16, i + block);
-      for (; i < end; ++i) {
-        T y = std::fabs(x[i]) <= finite_limit ? x[i] * inv : T(0);
-        no_contract<Arch>(y);
-        const T c = y < lo ? lo : (y > hi ? hi : y);
-        const T u = y - round_even_small<Arch>(c);
-        T u2 = u * u;
-        no_contract<Arch>(u2);
-        lanes16[i % 16] += u2;
-      }
+      for (; i < end; ++i) add_scalar_error(i);
       total += sum16<T, Arch>(lanes16);
       std::fill(lanes16, lanes16 + 16, T(0));
     }
   }
-  for (; i < n; ++i) {  // tail of fewer than 16 elements
-    T y = std::fabs(x[i]) <= finite_limit ? x[i] * inv : T(0);
-    no_contract<Arch>(y);
-    const T c = y < lo ? lo : (y > hi ? hi : y);
-    const T u = y - round_even_small<Arch>(c);
-    T u2 = u * u;
-    no_contract<Arch>(u2);
-    lanes16[i % 16] += u2;
-  }
+  for (; i < n; ++i) add_scalar_error(i);  // tail of fewer than 16 elements
   return total + sum16<T, Arch>(lanes16);
 }
 
