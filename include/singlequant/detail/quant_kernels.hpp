@@ -118,22 +118,20 @@ SINGLEQUANT_INLINE int quantize_one(T x, T inv, T lo, T hi) noexcept {
 /// that produced it into an FMA with a later add (which would make results depend on -mfma).
 template <class Arch, class V>
 SINGLEQUANT_INLINE void no_contract(V& v) noexcept {
-#if defined(__GNUC__) && SINGLEQUANT_X86
+#if defined(__GNUC__) && (SINGLEQUANT_X86 || defined(__aarch64__))
+#  if SINGLEQUANT_X86
+#    define SINGLEQUANT_VECTOR_REGISTER "+v"  // any SSE / AVX register
+#  else
+#    define SINGLEQUANT_VECTOR_REGISTER "+w"  // any NEON register
+#  endif
   if constexpr (std::is_arithmetic_v<V>) {
-    asm("" : "+v"(v));
+    asm("" : SINGLEQUANT_VECTOR_REGISTER(v));
   } else {
     auto r = static_cast<typename V::register_type>(v);
-    asm("" : "+v"(r));
+    asm("" : SINGLEQUANT_VECTOR_REGISTER(r));
     v = V(r);
   }
-#elif defined(__GNUC__) && defined(__aarch64__)
-  if constexpr (std::is_arithmetic_v<V>) {
-    asm("" : "+w"(v));
-  } else {
-    auto r = static_cast<typename V::register_type>(v);
-    asm("" : "+w"(r));
-    v = V(r);
-  }
+#  undef SINGLEQUANT_VECTOR_REGISTER
 #else
   static_cast<void>(v);  // MSVC and others do not contract by default
 #endif
