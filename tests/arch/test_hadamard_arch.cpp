@@ -44,16 +44,19 @@ TEST_CASE_TEMPLATE("fwht: SIMD path equals the scalar path bit for bit", T, floa
 }
 
 TEST_CASE_TEMPLATE("fwht_rows: SIMD path equals the scalar path bit for bit", T, float, double) {
-  for (std::size_t k : {0u, 3u, 4u, 6u, 9u}) {
+  // Rows of 2^10.. floats take the path that prefetches the next row while transforming this one.
+  for (std::size_t k : {0u, 3u, 4u, 6u, 9u, 10u, 12u, 13u}) {
     const std::size_t n = std::size_t{1} << k, rows = 7, stride = n + 5;
     const auto x = sq_test::random_normal<T>(rows * stride, 7 + k);
     const auto signs = random_signs<T>(rows * n, 8 + k);
-    for (std::size_t sign_stride : {std::size_t{0}, n}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      const std::size_t sign_stride = variant == 1 ? 0 : n;
+      const T* in = variant == 0 || variant == 1 ? signs.data() : nullptr;
+      const T* out = variant == 2 ? signs.data() : nullptr;  // variant 3: no signs at all
       auto simd = x, scalar = x;
-      hadamard_kernel<test_arch>::fwht_rows(simd.data(), rows, stride, k, T(0.5), signs.data(), nullptr,
-                                            sign_stride);
-      hadamard_kernel<scalar_arch>::fwht_rows(scalar.data(), rows, stride, k, T(0.5), signs.data(),
-                                              nullptr, sign_stride);
+      hadamard_kernel<test_arch>::fwht_rows(simd.data(), rows, stride, k, T(0.5), in, out, sign_stride);
+      hadamard_kernel<scalar_arch>::fwht_rows(scalar.data(), rows, stride, k, T(0.5), in, out, sign_stride);
+      INFO("n = " << n << " variant " << variant);
       CHECK(simd == scalar);
     }
   }

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "../simd.hpp"
 
@@ -113,7 +114,12 @@ SINGLEQUANT_INLINE xsimd::batch<T, Arch> lane_level(const xsimd::batch<T, Arch>&
       if constexpr (H == 2) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_pairs);
       if constexpr (H == 4) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_halves);
     }
-    return xsimd::fma(x, sign, partner);
+    // Explicitly fused: xsimd 8.1 has no AVX-512 fma and would multiply and add separately (exact
+    // here as well, sign being +-1, but two instructions unless the compiler contracts them).
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_fmadd_ps(x, sign, partner);
+    else
+      return _mm512_fmadd_pd(x, sign, partner);
   }
 #endif
   using index_batch = xsimd::batch<lane_index_t<T>, Arch>;
@@ -140,10 +146,37 @@ struct lane_context {
         sign8(level_signs<T, Arch>(8)) {}
   SINGLEQUANT_INLINE batch levels(batch x) const noexcept {
     if constexpr (lanes >= 2) x = lane_level<1>(x, sign1);
+    return levels_above_first(x);
+  }
+  /// The in-register levels but the first (lanes l and l ^ 1), which x has been through.
+  SINGLEQUANT_INLINE batch levels_above_first(batch x) const noexcept {
     if constexpr (lanes >= 4) x = lane_level<2>(x, sign2);
     if constexpr (lanes >= 8) x = lane_level<4>(x, sign4);
     if constexpr (lanes >= 16) x = lane_level<8>(x, sign8);
     return x;
+  }
+  /// levels(load(p)), with the first level's lane exchange done by the load unit where the ISA
+  /// allows: movsldup/movshdup from memory ([e0 e0 e2 e2 ..], [e1 e1 e3 e3 ..]) are pure loads, so
+  /// the first level costs one fma(odd, sign1, even) = the same e0 + e1, e0 - e1 as lane_level<1>,
+  /// and no shuffle.
+  SINGLEQUANT_INLINE batch load_levels(const T* p) const noexcept {
+#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX512F
+    if constexpr (std::is_same_v<T, float> && lanes == 16) {
+      __m512 even, odd;
+      __asm__("vmovsldup %1, %0" : "=v"(even) : "m"(*reinterpret_cast<const __m512_u*>(p)));
+      __asm__("vmovshdup %1, %0" : "=v"(odd) : "m"(*reinterpret_cast<const __m512_u*>(p)));
+      return levels_above_first(batch(_mm512_fmadd_ps(odd, sign1, even)));
+    }
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX
+    if constexpr (std::is_same_v<T, float> && lanes == 8) {
+      __m256 even, odd;
+      __asm__("vmovsldup %1, %0" : "=x"(even) : "m"(*reinterpret_cast<const __m256_u*>(p)));
+      __asm__("vmovshdup %1, %0" : "=x"(odd) : "m"(*reinterpret_cast<const __m256_u*>(p)));
+      return levels_above_first(xsimd::fma(batch(odd), sign1, batch(even)));
+    }
+#endif
+    return levels(batch::load_unaligned(p));
   }
 };
 
@@ -156,10 +189,13 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
   batch v[R];
   SINGLEQUANT_UNROLL
   for (std::size_t t = 0; t < R; ++t) {
-    v[t] = batch::load_unaligned(p + t * stride);
     if constexpr (Leaf) {
-      if (in_signs != nullptr) v[t] *= batch::load_unaligned(in_signs + t * stride);
-      v[t] = lanes.levels(v[t]);
+      if (in_signs != nullptr)
+        v[t] = lanes.levels(batch::load_unaligned(p + t * stride) * batch::load_unaligned(in_signs + t * stride));
+      else
+        v[t] = lanes.load_levels(p + t * stride);
+    } else {
+      v[t] = batch::load_unaligned(p + t * stride);
     }
   }
   SINGLEQUANT_UNROLL
@@ -251,12 +287,96 @@ constexpr std::size_t max_radix_bits() noexcept {
   return xsimd::batch<T, Arch>::size * sizeof(T) >= 64 ? 4 : 3;
 }
 
+/// Levels [Bit, High) of an N-vector as balanced strided radix passes of at most MaxBits levels
+/// (the split of strided_levels), every stride a compile-time constant; the last pass applies scale
+/// and output signs, and prefetches prefetch[0, N / 2) (may be null) evenly over its blocks.
+template <std::size_t N, std::size_t Bit, std::size_t High, std::size_t MaxBits, class T, class Arch>
+SINGLEQUANT_INLINE void fixed_strided_levels(T* x, T scale, const T* out_signs, const lane_context<T, Arch>& lanes,
+                                             const T* prefetch) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  constexpr std::size_t total = High - Bit, passes = (total + MaxBits - 1) / MaxBits;
+  constexpr std::size_t bits = (total + passes - 1) / passes;
+  constexpr std::size_t stride = std::size_t{1} << Bit, span = stride << bits;
+  constexpr bool last = Bit + bits == High;
+  constexpr std::size_t per_block = N / 2 / (N / (W << bits)), line = 64 / sizeof(T);
+  constexpr std::size_t prefetch_step = per_block > line ? per_block : line;
+  const T* next = prefetch;
+  for (std::size_t base = 0; base < N; base += span)
+    for (std::size_t j = 0; j < stride; j += W) {
+      const std::size_t offset = base + j;
+      if constexpr (last) {
+        if (prefetch != nullptr && next < prefetch + N / 2) {
+          prefetch_for_write<Arch>(next, prefetch_step);
+          next += prefetch_step;
+        }
+      }
+      radix_block<std::size_t{1} << bits, false, last>(x + offset, stride, lanes, last ? scale : T(1),
+                                                       static_cast<const T*>(nullptr),
+                                                       last && out_signs != nullptr ? out_signs + offset : nullptr);
+    }
+  if constexpr (!last) fixed_strided_levels<N, Bit + bits, High, MaxBits>(x, scale, out_signs, lanes, prefetch);
+}
+
+/// The leaf pass of fwht_fixed: in-register levels and LeafBits levels across registers;
+/// prefetches prefetch[0, Prefetched) (may be null) evenly over its blocks.
+template <std::size_t N, std::size_t LeafBits, bool Last, std::size_t Prefetched, class T, class Arch>
+SINGLEQUANT_INLINE void fixed_leaf_pass(T* x, T scale, const T* in_signs, const T* out_signs,
+                                        const lane_context<T, Arch>& lanes, const T* prefetch) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size, span = W << LeafBits;
+  for (std::size_t base = 0; base < N; base += span) {
+    if (prefetch != nullptr) prefetch_for_write<Arch>(prefetch + base * Prefetched / N, span * Prefetched / N);
+    radix_block<std::size_t{1} << LeafBits, true, Last>(x + base, W, lanes, scale,
+                                                        in_signs != nullptr ? in_signs + base : nullptr,
+                                                        out_signs != nullptr ? out_signs + base : nullptr);
+  }
+}
+
+/// The in-L1 transform of fwht_simd for n = 2^Log2N with compile-time strides: with runtime strides
+/// the address arithmetic of the 2 x 16 loads and stores per block runs on the same ports as the
+/// butterflies (about 12% of the time at n = 4096).
+template <std::size_t Log2N, class T, class Arch>
+void fwht_fixed(T* x, T scale, const T* in_signs, const T* out_signs, const lane_context<T, Arch>& lanes,
+                const T* prefetch) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size, log2_w = log2_of(W);
+  constexpr std::size_t radix_bits = max_radix_bits<T, Arch>(), n = std::size_t{1} << Log2N;
+  constexpr std::size_t leaf_bits = Log2N - log2_w < radix_bits ? Log2N - log2_w : radix_bits;
+  constexpr bool leaf_only = log2_w + leaf_bits == Log2N;
+  // One loop per combination of null and non-null signs: the nulls are then constants in the
+  // inlined blocks, which keeps the sign-free loops as short as they can be (and their registers
+  // unspilled).
+  // Memory-resident batches pass the next row as `prefetch`: its first half is fetched during the
+  // leaf pass and its second half during the last pass, so the loads stream all the time.
+  constexpr std::size_t leaf_prefetched = leaf_only ? n : n / 2;
+  const T* const none = nullptr;
+  const T leaf_scale = leaf_only ? scale : T(1);
+  const T* const last_signs = leaf_only ? out_signs : nullptr;
+  if (in_signs == nullptr && last_signs == nullptr)
+    fixed_leaf_pass<n, leaf_bits, leaf_only, leaf_prefetched>(x, leaf_scale, none, none, lanes, prefetch);
+  else
+    fixed_leaf_pass<n, leaf_bits, leaf_only, leaf_prefetched>(x, leaf_scale, in_signs, last_signs, lanes, prefetch);
+  if constexpr (!leaf_only) {
+    const T* const rest = prefetch != nullptr ? prefetch + n / 2 : nullptr;
+    if (out_signs == nullptr)
+      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, none, lanes, rest);
+    else
+      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, out_signs, lanes, rest);
+  }
+}
+
+/// fwht_fixed<log2_n> for log2_n in [Low, Low + sizeof...(K)).
+template <std::size_t Low, class T, class Arch, std::size_t... K>
+void fwht_fixed_switch(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs,
+                       const lane_context<T, Arch>& lanes, const T* prefetch, std::index_sequence<K...>) noexcept {
+  static_cast<void>(((log2_n == Low + K ? (fwht_fixed<Low + K>(x, scale, in_signs, out_signs, lanes, prefetch), true)
+                                        : false) ||
+                     ...));
+}
+
 template <class T, class Arch>
 void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* out_signs,
                const lane_context<T, Arch>& lanes, const T* prefetch = nullptr) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
-  constexpr std::size_t log2_w = W >= 16 ? 4 : W >= 8 ? 3 : W >= 4 ? 2 : W >= 2 ? 1 : 0;
-  constexpr std::size_t radix_bits = max_radix_bits<T, Arch>();
+  constexpr std::size_t log2_w = log2_of(W);
   // Cache blocks: 32 KiB in a 48 KiB L1, 512 KiB in L2. Passes over levels above a block touch
   // 2^r lines a power-of-two stride apart, which share one L1 set: at most 8 (below the
   // associativity) at a time.
@@ -278,16 +398,8 @@ void fwht_simd(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* ou
     strided_levels<T, Arch>(x, n, log2_block, log2_n, 3, lanes, true, scale, out_signs);
     return;
   }
-  // Leaf pass: in-register levels plus up to radix_bits levels across registers.
-  const std::size_t leaf_bits = log2_n - log2_w < radix_bits ? log2_n - log2_w : radix_bits;
-  const bool leaf_only = log2_w + leaf_bits == log2_n;
-  if (leaf_only)
-    radix_pass<true, true>(x, n, W, leaf_bits, lanes, scale, in_signs, out_signs, prefetch);
-  else
-    radix_pass<true, false>(x, n, W, leaf_bits, lanes, T(1), in_signs, nullptr, prefetch);
-  if (!leaf_only)
-    strided_levels<T, Arch>(x, n, log2_w + leaf_bits, log2_n, radix_bits, lanes, true, scale,
-                            out_signs);
+  fwht_fixed_switch<log2_w>(x, log2_n, scale, in_signs, out_signs, lanes, prefetch,
+                           std::make_index_sequence<log2_l1_block - log2_w + 1>{});
 }
 
 // ---- the +-1 block product (four Russians) -------------------------------------------------------
