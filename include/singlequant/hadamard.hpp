@@ -101,28 +101,35 @@ T* thread_scratch(std::size_t elements) {
 }
 
 /// Four-Russians schedule of C for y_r = sum_s C[s][r] z_s, C = H (transpose = false) or H^T, with
-/// table offsets for elements of `element_bytes` bytes (see mix_plan).
+/// table offsets for elements of `element_bytes` bytes (see mix_plan). group_size / chunk_groups
+/// nonzero override the cost model (diagnostics).
 struct mix_schedule {
   std::size_t group_size = 1, groups = 0, chunk_groups = 1;
-  std::vector<std::uint32_t> lookup;
+  std::vector<std::uint16_t> lookup;
 
   mix_schedule() = default;
-  mix_schedule(const sign_matrix& h, std::size_t k, bool transpose, std::size_t element_bytes) {
-    // Vector operations per column register: tables groups * 2^g, lookups k * groups, accumulator
-    // traffic 2 k per chunk, where a chunk's tables fill at most ~24 KiB of L1.
+  mix_schedule(const sign_matrix& h, std::size_t k, bool transpose, std::size_t element_bytes,
+               std::size_t forced_group_size = 0, std::size_t forced_chunk_groups = 0) {
+    // Vector operations per column register: tables groups * 2^g (one addition or negation per
+    // entry), lookups k * groups, accumulator traffic 2 k per chunk, where a chunk's tables fill at
+    // most ~24 KiB of L1 (K = 172 and 108: g = 5, 6 tables per chunk).
     constexpr std::size_t table_budget = 24576 / mix_entry_bytes;
     std::size_t best_cost = ~std::size_t{0};
     for (std::size_t g = 1; g <= 8; ++g) {
       const std::size_t count = (k + g - 1) / g, entries = std::size_t{1} << g;
       const std::size_t chunk = entries >= table_budget ? 1 : table_budget / entries;
-      const std::size_t cost = 2 * count * entries + k * count + 2 * k * ((count + chunk - 1) / chunk);
-      if (cost < best_cost) {
+      const std::size_t cost = count * entries + k * count + 2 * k * ((count + chunk - 1) / chunk);
+      if ((forced_group_size == 0 && cost < best_cost) || g == forced_group_size) {
         best_cost = cost;
         group_size = g;
         groups = count;
         chunk_groups = chunk < count ? chunk : count;
       }
     }
+    if (forced_chunk_groups != 0) chunk_groups = forced_chunk_groups < groups ? forced_chunk_groups : groups;
+    // 16-bit offsets: a chunk's tables span at most 2^16 elements.
+    const std::size_t table_elements = mix_table_stride(group_size) * (mix_entry_bytes / element_bytes);
+    if (chunk_groups * table_elements > 65536) chunk_groups = 65536 / table_elements;
     const std::size_t entry = mix_entry_bytes / element_bytes;
     lookup.assign(k * groups, 0);
     for (std::size_t r = 0; r < k; ++r)
@@ -134,7 +141,7 @@ struct mix_schedule {
           if (c < 0) index |= std::size_t{1} << t;
         }
         lookup[r * groups + j] =
-            static_cast<std::uint32_t>(((j % chunk_groups) * (std::size_t{1} << group_size) + index) * entry);
+            static_cast<std::uint16_t>(((j % chunk_groups) * mix_table_stride(group_size) + index) * entry);
       }
   }
   [[nodiscard]] mix_plan plan(std::size_t k) const noexcept {

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <algorithm>
 #include <vector>
 
 #include "../test_support.hpp"
@@ -79,6 +81,21 @@ TEST_CASE_TEMPLATE("mix (the +-1 block product): SIMD path equals the scalar pat
         hadamard_kernel<scalar_arch>::mix(scalar.data(), m, plan, T(0.125), signs.data(), scratch.data());
         INFO("K = " << k << " m = " << m << " transpose " << transpose);
         CHECK(std::memcmp(simd.data(), scalar.data(), k * m * sizeof(T)) == 0);
+        // Signed zeros (the tables' negated half must be an exact sign flip on every path) and an
+        // infinity: still bit for bit.
+        auto zeros = x;
+        for (std::size_t i = 0; i < k * m; ++i) zeros[i] = i % 3 == 0 ? T(0) : i % 3 == 1 ? -T(0) : x[i];
+        zeros[m + m / 2] = std::numeric_limits<T>::infinity();
+        auto simd_zeros = zeros, scalar_zeros = zeros;
+        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        CHECK(std::memcmp(simd_zeros.data(), scalar_zeros.data(), k * m * sizeof(T)) == 0);
+        std::fill(zeros.begin(), zeros.end(), T(0));
+        simd_zeros = zeros;
+        scalar_zeros = zeros;
+        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        CHECK(std::memcmp(simd_zeros.data(), scalar_zeros.data(), k * m * sizeof(T)) == 0);
       }
     }
   }

@@ -15,8 +15,10 @@
 // reshape Z[s][q] = z[s m + q] it computes y_r = scale * sum_s C[s][r] z_s (z_s the length-m block s,
 // C = H_K for x H, C = H_K^T for x H^T), vectorised along q. The +-1 coefficients are applied by the
 // "four Russians" method: inputs are grouped g at a time, all 2^g signed sums of a group are tabulated
-// (about two additions each), and every output adds one table entry per group: about
-// (K / g) (2^(g+1) + K) additions per column instead of K^2.
+// (half of them met in the middle, one addition each, the other half by exact negation), and every
+// output adds one table entry per group: about (K / g) (2^g + K) additions per column instead of K^2.
+// The lookups are bound by the loads of table entries (measured here: ~4.5 memory-operand 512-bit
+// adds per ns against ~7 register adds), so the schedule minimises K^2 / g + K 2^g / g.
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
@@ -49,14 +51,20 @@ struct mix_plan {
   // lookup[r * groups + j]: element offset of output r's entry in the table of group j, within the
   // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * (mix_entry_bytes / sizeof(T)), where
   // bit t of index is set when the coefficient of input j g + t for output r is -1.
-  const std::uint32_t* lookup = nullptr;
+  const std::uint16_t* lookup = nullptr;
 };
 
-/// Elements of scratch memory mix needs: the tables of one chunk plus K accumulators.
+/// Entries between two tables of a chunk: 2^g plus one, so that the tables and the accumulators do
+/// not all start at the same offset modulo 4 KiB (L1 set and store-forwarding aliasing).
+constexpr std::size_t mix_table_stride(std::size_t group_size) noexcept {
+  return (std::size_t{1} << group_size) + 1;
+}
+
+/// Elements of scratch memory mix needs: the tables of one chunk, a pad entry, then K accumulators.
 template <class T>
 constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size,
                                            std::size_t chunk_groups) noexcept {
-  return (chunk_groups * (std::size_t{1} << group_size) + k) * (mix_entry_bytes / sizeof(T));
+  return (chunk_groups * mix_table_stride(group_size) + 1 + k) * (mix_entry_bytes / sizeof(T));
 }
 
 // ---- scalar reference path -----------------------------------------------------------------------
@@ -415,6 +423,7 @@ struct column_tile<T, Arch, true> {
   static SINGLEQUANT_INLINE T load(const T* p) noexcept { return *p; }
   static SINGLEQUANT_INLINE void store(T* p, T v) noexcept { *p = v; }
   static SINGLEQUANT_INLINE T broadcast(T v) noexcept { return v; }
+  static SINGLEQUANT_INLINE T negate(T v) noexcept { return -v; }
 };
 template <class T, class Arch>
 struct column_tile<T, Arch, false> {
@@ -423,20 +432,34 @@ struct column_tile<T, Arch, false> {
   static SINGLEQUANT_INLINE type load(const T* p) noexcept { return type::load_unaligned(p); }
   static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { v.store_unaligned(p); }
   static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return type(v); }
+  /// Exact negation (sign-bit flip; xsimd's AVX-512 unary minus is 0 - v, which maps -0 to +0).
+  static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return v ^ type(T(-0.0)); }
+};
+
+/// Where accumulate_outputs leaves its sums: the accumulators (acc, entry-strided), or, for the last
+/// chunk, the outputs y_r = scale * acc_r (.* out_signs_r) in place of the input rows of x.
+template <class T>
+struct mix_output {
+  T* acc;
+  T* x;  // x + q0: row r of the block starts at x + r * m
+  std::size_t m;
+  T scale;
+  const T* out_signs;  // out_signs + q0, or null
+  bool last;
 };
 
 /// acc_{r0 + i} (+)= sum_{j < chunk_groups} T_{chunk + j}[lookup(r0 + i, chunk + j)] for i < Outputs,
 /// over Regs column tiles starting at column offset v of the entries: one index load serves Regs
 /// additions, and Outputs * Regs independent chains hide the add latency. Every output's additions
-/// run in group order (the same on every path).
+/// run in group order (the same on every path); the last chunk writes y_r directly.
 template <class Tile, std::size_t Outputs, std::size_t Regs, class T>
 SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0, std::size_t chunk,
-                                           std::size_t chunk_groups, const T* tables, T* acc,
-                                           std::size_t v) noexcept {
+                                           std::size_t chunk_groups, const T* tables,
+                                           const mix_output<T>& out, std::size_t v) noexcept {
   using V = typename Tile::type;
   constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
   const T* base = tables + v;
-  const std::uint32_t* index[Outputs];
+  const std::uint16_t* index[Outputs];
   V s[Outputs][Regs];
   SINGLEQUANT_UNROLL
   for (std::size_t i = 0; i < Outputs; ++i) {
@@ -456,8 +479,17 @@ SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0,
   for (std::size_t i = 0; i < Outputs; ++i) {
     SINGLEQUANT_UNROLL
     for (std::size_t u = 0; u < Regs; ++u) {
-      T* out = acc + (r0 + i) * entry + v + u * W;
-      Tile::store(out, chunk == 0 ? s[i][u] : Tile::load(out) + s[i][u]);
+      T* acc = out.acc + (r0 + i) * entry + v + u * W;
+      const V y = chunk == 0 ? s[i][u] : Tile::load(acc) + s[i][u];
+      if (!out.last) {
+        Tile::store(acc, y);
+      } else {
+        const std::size_t offset = (r0 + i) * out.m + v + u * W;
+        if (out.out_signs != nullptr)
+          Tile::store(out.x + offset, y * (Tile::broadcast(out.scale) * Tile::load(out.out_signs + offset)));
+        else
+          Tile::store(out.x + offset, y * Tile::broadcast(out.scale));
+      }
     }
   }
 }
@@ -468,18 +500,14 @@ constexpr std::size_t mix_accumulators() noexcept {
   return sizeof(typename Tile::type) >= 64 ? 16 : 8;
 }
 
-/// table[idx * entry] = sum_t (bit t of idx ? -1 : +1) z[t] for idx < 2^G, built input by input:
+/// e[idx] = sum_{t < N} (bit t of idx ? -1 : +1) z[t] + first for idx < 2^N, built input by input:
 /// e[idx + 2^t] = e[idx] - z[t], e[idx] += z[t]. (The cheaper e[idx] = e[idx - 2^t] - 2 z[t] would
 /// turn an infinite input into NaN instead of -Inf.)
-template <class Tile, std::size_t G, class T>
-SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
-  using V = typename Tile::type;
-  constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
-  V e[std::size_t{1} << G];
-  e[0] = z[0];
-  e[1] = -z[0];
+template <std::size_t N, class V>
+SINGLEQUANT_INLINE void signed_sums(V* e, const V& first, const V* z) noexcept {
+  e[0] = first;
   SINGLEQUANT_UNROLL
-  for (std::size_t t = 1; t < G; ++t) {
+  for (std::size_t t = 0; t < N; ++t) {
     const std::size_t high = std::size_t{1} << t;
     SINGLEQUANT_UNROLL
     for (std::size_t idx = 0; idx < high; ++idx) {
@@ -487,8 +515,66 @@ SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noex
       e[idx] += z[t];
     }
   }
-  SINGLEQUANT_UNROLL
-  for (std::size_t idx = 0; idx < (std::size_t{1} << G); ++idx) Tile::store(table + idx * entry, e[idx]);
+}
+
+/// table[idx * entry] = T[idx] = sum_{t < G} (bit t of idx ? -1 : +1) z[t] for idx < 2^G, met in the
+/// middle: with lo = G / 2 and a the low lo bits of idx, b the next G - 1 - lo bits,
+/// T[a + 2^lo b] = L[a] + U[b] for the half whose top bit is clear (L: signed sums of z[0..lo),
+/// U: z[G-1] plus signed sums of z[lo..G-1)), and T[2^G - 1 - idx] = -T[idx] (exact negation) for
+/// the other half: 2^G + O(2^(G/2)) additions instead of 2^(G+1). Every entry is a signed sum of
+/// distinct inputs, so an infinite input gives +-Inf, never Inf - Inf.
+template <class Tile, std::size_t G, class T>
+SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
+  using V = typename Tile::type;
+  constexpr std::size_t entry = mix_entry_bytes / sizeof(T), size = std::size_t{1} << G;
+  constexpr std::size_t lo = G / 2, hi = G - 1 - lo;
+  V u[std::size_t{1} << hi];
+  signed_sums<hi>(u, z[G - 1], z + lo);
+  if constexpr (lo == 0) {
+    Tile::store(table, u[0]);
+    Tile::store(table + entry, Tile::negate(u[0]));
+  } else {
+    // L[a]: the half with z[0] positive from the tree, the other half by negation.
+    constexpr std::size_t half_l = std::size_t{1} << (lo - 1), mask_l = (std::size_t{1} << lo) - 1;
+    V positive[half_l], l[std::size_t{1} << lo];
+    signed_sums<lo - 1>(positive, z[0], z + 1);  // bit t of the index: the sign of z[t + 1]
+    SINGLEQUANT_UNROLL
+    for (std::size_t a = 0; a < half_l; ++a) {
+      l[a << 1] = positive[a];
+      l[(~(a << 1)) & mask_l] = Tile::negate(positive[a]);
+    }
+    SINGLEQUANT_UNROLL
+    for (std::size_t b = 0; b < (std::size_t{1} << hi); ++b) {
+      SINGLEQUANT_UNROLL
+      for (std::size_t a = 0; a < (std::size_t{1} << lo); ++a) {
+        const std::size_t idx = a + (b << lo);
+        const V t = l[a] + u[b];
+        Tile::store(table + idx * entry, t);
+        Tile::store(table + (size - 1 - idx) * entry, Tile::negate(t));
+      }
+    }
+  }
+}
+
+/// The tables of groups [first_group, end_group) for columns [q0, q0 + cols): T_j[idx] =
+/// sum_t (bit t of idx ? -1 : +1) z_{j G + t}; a short last group has zero inputs beyond K.
+template <class Tile, std::size_t G, class T>
+void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, std::size_t k,
+                  std::size_t first_group, std::size_t end_group, T* tables) noexcept {
+  using V = typename Tile::type;
+  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  for (std::size_t j = first_group; j < end_group; ++j) {
+    T* table = tables + (j - first_group) * mix_table_stride(G) * entry;
+    const std::size_t first = j * G;
+    const bool full = first + G <= k;
+    for (std::size_t v = 0; v < cols; v += W) {
+      V z[G];
+      SINGLEQUANT_UNROLL
+      for (std::size_t t = 0; t < G; ++t)
+        z[t] = full || first + t < k ? Tile::load(x + (first + t) * m + q0 + v) : Tile::broadcast(T(0));
+      build_table<Tile, G>(table + v, z);
+    }
+  }
 }
 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
@@ -496,58 +582,41 @@ SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noex
 template <class Tile, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
                  T scale, const T* out_signs, T* tables, T* acc) noexcept {
-  using V = typename Tile::type;
-  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
-  const std::size_t g = plan.group_size, table_size = std::size_t{1} << g;
+  constexpr std::size_t W = Tile::width;
+  const std::size_t g = plan.group_size;
   for (std::size_t chunk = 0; chunk < plan.groups; chunk += plan.chunk_groups) {
     const std::size_t chunk_end = chunk + plan.chunk_groups < plan.groups ? chunk + plan.chunk_groups
                                                                          : plan.groups;
-    // Tables: T_j[idx] = sum_t (bit t of idx ? -1 : +1) z_{j g + t}; T_j[idx] = T_j[idx - 2^t] - 2 z_t
-    // for t the highest bit of idx. A short last group has zero inputs beyond K.
-    for (std::size_t j = chunk; j < chunk_end; ++j) {
-      T* table = tables + (j - chunk) * table_size * entry;
-      const std::size_t first = j * g;
-      for (std::size_t v = 0; v < cols; v += W) {
-        V z[8];
-        for (std::size_t t = 0; t < g; ++t)
-          z[t] = first + t < plan.k ? Tile::load(x + (first + t) * m + q0 + v) : Tile::broadcast(T(0));
-        switch (g) {  // compile-time group sizes: the table is built in registers, then stored
-          case 1: build_table<Tile, 1>(table + v, z); break;
-          case 2: build_table<Tile, 2>(table + v, z); break;
-          case 3: build_table<Tile, 3>(table + v, z); break;
-          case 4: build_table<Tile, 4>(table + v, z); break;
-          case 5: build_table<Tile, 5>(table + v, z); break;
-          case 6: build_table<Tile, 6>(table + v, z); break;
-          case 7: build_table<Tile, 7>(table + v, z); break;
-          default: build_table<Tile, 8>(table + v, z); break;
-        }
-      }
+    // Tables: T_j[idx] = sum_t (bit t of idx ? -1 : +1) z_{j g + t} (build_table). A short last
+    // group has zero inputs beyond K.
+    switch (g) {  // compile-time group sizes: each table is built in registers, then stored
+      case 1: build_tables<Tile, 1>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 2: build_tables<Tile, 2>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 3: build_tables<Tile, 3>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 4: build_tables<Tile, 4>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 5: build_tables<Tile, 5>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 6: build_tables<Tile, 6>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 7: build_tables<Tile, 7>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      default: build_tables<Tile, 8>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
     }
     const std::size_t chunk_groups = chunk_end - chunk;
+    const mix_output<T> out{acc, x + q0, m, scale, out_signs != nullptr ? out_signs + q0 : nullptr,
+                            chunk_end == plan.groups};
     std::size_t v = 0;
     for (; v + 2 * W <= cols; v += 2 * W) {  // two column tiles per index load
       constexpr std::size_t outputs = mix_accumulators<Tile>() / 2;
       std::size_t r = 0;
       for (; r + outputs <= plan.k; r += outputs)
-        accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, acc, v);
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, acc, v);
+        accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
     }
     for (; v < cols; v += W) {
       std::size_t r = 0;
       for (; r + 8 <= plan.k; r += 8)
-        accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, acc, v);
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, acc, v);
+        accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
     }
   }
-  for (std::size_t r = 0; r < plan.k; ++r)
-    for (std::size_t v = 0; v < cols; v += W) {
-      T* out = x + r * m + q0 + v;
-      const V y = Tile::load(acc + r * entry + v);
-      if (out_signs != nullptr)
-        Tile::store(out, y * (Tile::broadcast(scale) * Tile::load(out_signs + r * m + q0 + v)));
-      else
-        Tile::store(out, y * Tile::broadcast(scale));
-    }
 }
 
 template <class T, class Arch>
@@ -555,7 +624,7 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
               T* scratch) noexcept {
   using tile = column_tile<T, Arch>;
   constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
-  T* acc = scratch + plan.chunk_groups * (std::size_t{1} << plan.group_size) * entry;
+  T* acc = scratch + (plan.chunk_groups * mix_table_stride(plan.group_size) + 1) * entry;
   const std::size_t cols = m < entry ? m : entry;
   if constexpr (!simd::is_scalar_v<Arch>) {
     if (cols >= tile::width) {
@@ -592,6 +661,26 @@ void fwht_rows_impl(T* x, std::size_t rows, std::size_t row_stride, std::size_t 
   } else {
     const lane_context<T, Arch> lanes;
     const std::size_t n = std::size_t{1} << log2_n;
+    constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+    constexpr std::size_t log2_w = log2_of(W);
+    if (log2_n >= log2_w && log2_n <= log2_w + max_radix_bits<T, Arch>() && n * sizeof(T) < 4096) {
+      // Short rows (the K blocks of a non-power-of-two transform): one leaf block per row, the
+      // radix chosen once (fwht_simd's leaf-only case, without its per-row dispatch).
+      auto run = [&](auto radix) {
+        constexpr std::size_t R = decltype(radix)::value;
+        for (std::size_t i = 0; i < rows; ++i)
+          radix_block<R, true, true>(x + i * row_stride, W, lanes, scale, row_signs(in_signs, i),
+                                     row_signs(out_signs, i));
+      };
+      switch (log2_n - log2_w) {
+        case 0: run(std::integral_constant<std::size_t, 1>{}); break;
+        case 1: run(std::integral_constant<std::size_t, 2>{}); break;
+        case 2: run(std::integral_constant<std::size_t, 4>{}); break;
+        case 3: run(std::integral_constant<std::size_t, 8>{}); break;
+        default: run(std::integral_constant<std::size_t, 16>{}); break;
+      }
+      return;
+    }
     for (std::size_t i = 0; i < rows; ++i) {
       // Memory-resident batches: the leaf pass of a row prefetches the next row (one row ahead).
       const bool ahead = i + 1 < rows && n * sizeof(T) >= 4096;
