@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <new>
 #include <ranges>
 #include <span>
 #include <string_view>
@@ -108,24 +107,6 @@ void check_rotation(const givens<T>& g, std::size_t dim, std::string_view functi
         ", s = ", s, ", c^2 + s^2 = ", c * c + s * s);
 }
 
-/// A 64-byte aligned, grow-only per-thread buffer (the tiled path's scratch: 64 x dim bytes).
-template <class U>
-U* givens_scratch(std::size_t count) {
-  struct buffer {
-    U* data = nullptr;
-    std::size_t size = 0;
-    ~buffer() { ::operator delete(data, std::align_val_t{64}); }
-  };
-  thread_local buffer scratch;
-  if (scratch.size < count) {
-    ::operator delete(scratch.data, std::align_val_t{64});
-    scratch.data = nullptr;
-    scratch.size = 0;
-    scratch.data = static_cast<U*>(::operator new(count * sizeof(U), std::align_val_t{64}));
-    scratch.size = count;
-  }
-  return scratch.data;
-}
 }  // namespace detail
 
 template <class T>
@@ -204,48 +185,66 @@ concept givens_data_range =
     givens_scalar<std::ranges::range_value_t<R>> && !is_vector_view<std::remove_cvref_t<R>>::value;
 
 /// Owns what a tile_plan_view points to (see detail/givens_kernels.hpp).
-template <class T>
+template <class U>
 struct tile_plan {
   std::vector<std::size_t> blocks;
   std::size_t misalignment = 0;
-  std::vector<givens<T>> fused;
+  std::vector<line_rotation<U>> rotations;
   std::vector<std::size_t> fused_offsets;
-  [[nodiscard]] tile_plan_view<T> view() const noexcept {
-    return {blocks.data(), blocks.size(), misalignment, fused.data(), fused_offsets.data()};
+  [[nodiscard]] tile_plan_view<U> view() const noexcept {
+    return {blocks.data(), blocks.size(), misalignment, rotations.data(), rotations.size(), fused_offsets.data()};
   }
 };
 
-/// The tiled path's plan for these stages (at least one, non-empty) on rows of `cols` elements
-/// starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any rotation touches, and
-/// the first applied stage ordered by the later of its two channel blocks.
+/// The tiled path's plan for these stages (at least one, non-empty) on rows of `cols` elements,
+/// `row_stride` apart, starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any
+/// rotation touches, every rotation with its two line offsets (the first applied stage ordered by
+/// the later of its two channel blocks, then the other stages in the order they are applied).
 template <class T, class U>
-tile_plan<T> make_tile_plan(std::span<const rotation_span<T>> stages, bool inverse, std::size_t cols,
-                            const U* data) {
-  constexpr std::size_t tile_rows = givens_tile_rows<U>;
-  tile_plan<T> plan;
+tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inverse, std::size_t cols,
+                            std::size_t row_stride, const U* data) {
+  constexpr std::size_t B = givens_block_cols<U>, R = givens_tile_rows<U>;
+  tile_plan<U> plan;
   plan.misalignment = (reinterpret_cast<std::uintptr_t>(data) % 64) / sizeof(U);
   const std::size_t m = plan.misalignment;
   constexpr std::size_t none = std::numeric_limits<std::size_t>::max();
-  std::vector<std::size_t> position((cols + m + tile_rows - 1) / tile_rows, none);
+  std::vector<std::size_t> position((cols + m + B - 1) / B, none);
   for (const auto& stage : stages)
     for (std::size_t q = 0; q < stage.size; ++q)
-      position[(stage.data[q].i + m) / tile_rows] = position[(stage.data[q].j + m) / tile_rows] = 0;
+      position[(stage.data[q].i + m) / B] = position[(stage.data[q].j + m) / B] = 0;
   for (std::size_t b = 0; b < position.size(); ++b)
     if (position[b] != none) {
       position[b] = plan.blocks.size();
       plan.blocks.push_back(b);
     }
+  // Channel k = h R + j of block b: row j, columns [h R, (h + 1) R) of the block, transposed in
+  // place; in the partial-block buffer if the block is cut by the start or end of the rows.
+  const auto line = [&](std::size_t c) -> std::ptrdiff_t {
+    const std::size_t b = (c + m) / B, k = (c + m) % B;
+    if ((b == 0 && m != 0) || (b + 1) * B > cols + m) return -1 - static_cast<std::ptrdiff_t>((b == 0 ? 0 : B * R) + k * R);
+    return static_cast<std::ptrdiff_t>((k % R) * row_stride + (b * B - m) + (k / R) * R);
+  };
+  const auto rotation = [&](const givens<T>& g) {
+    return line_rotation<U>{line(g.i), line(g.j), static_cast<U>(g.c),
+                            inverse ? -static_cast<U>(g.s) : static_cast<U>(g.s)};
+  };
+  std::size_t rotation_count = 0;
+  for (const auto& stage : stages) rotation_count += stage.size;
+  plan.rotations.resize(rotation_count);
   // Counting sort of the first applied stage by the position of its later block.
   const rotation_span<T>& first = inverse ? stages.back() : stages.front();
-  const auto key = [&](const givens<T>& g) {
-    return std::max(position[(g.i + m) / tile_rows], position[(g.j + m) / tile_rows]);
-  };
+  const auto key = [&](const givens<T>& g) { return std::max(position[(g.i + m) / B], position[(g.j + m) / B]); };
   plan.fused_offsets.assign(plan.blocks.size() + 1, 0);
   for (std::size_t q = 0; q < first.size; ++q) ++plan.fused_offsets[key(first.data[q]) + 1];
   for (std::size_t b = 0; b < plan.blocks.size(); ++b) plan.fused_offsets[b + 1] += plan.fused_offsets[b];
-  plan.fused.resize(first.size);
   std::vector<std::size_t> next(plan.fused_offsets.begin(), plan.fused_offsets.end() - 1);
-  for (std::size_t q = 0; q < first.size; ++q) plan.fused[next[key(first.data[q])]++] = first.data[q];
+  for (std::size_t q = 0; q < first.size; ++q) plan.rotations[next[key(first.data[q])]++] = rotation(first.data[q]);
+  std::size_t filled = first.size;
+  for (std::size_t step = 1; step < stages.size(); ++step) {
+    const rotation_span<T>& stage = stages[inverse ? stages.size() - 1 - step : step];
+    for (std::size_t q = 0; q < stage.size; ++q)
+      plan.rotations[filled++] = rotation(stage.data[inverse ? stage.size - 1 - q : q]);
+  }
   return plan;
 }
 
@@ -259,16 +258,14 @@ void apply_stages_to_rows(std::span<const givens_stage<T>> stages, bool inverse,
   spans.reserve(stages.size());
   for (const auto& stage : stages)
     if (!stage.empty()) spans.push_back({stage.rotations().data(), stage.size()});
-  constexpr std::size_t tile_rows = givens_tile_rows<U>;
-  if (x.rows() >= tile_rows) {
-    const tile_plan<T> plan = make_tile_plan<T, U>(spans, inverse, x.cols(), x.data());
+  if (x.rows() >= givens_tile_rows<U>) {
+    const tile_plan<U> plan = make_tile_plan<T, U>(spans, inverse, x.cols(), x.row_stride(), x.data());
     // Transposing a block in and out costs about as much as rotating ~2 channel pairs row by row:
     // below that density the direct path wins (a sparse list on many tokens).
     if (rotation_count >= 2 * plan.blocks.size()) {
-      U* scratch = givens_scratch<U>(x.cols() * tile_rows);
       dispatch([&](auto arch) {
         givens_kernel<U, decltype(arch)>::apply_rows_tiled(spans.data(), spans.size(), inverse, plan.view(),
-                                                           x.data(), x.rows(), x.cols(), x.row_stride(), scratch);
+                                                           x.data(), x.rows(), x.cols(), x.row_stride());
       });
       return;
     }
@@ -419,8 +416,8 @@ class givens_sequence {
   }
 
   /// Every row of x <- row G: activations (tokens x channels) and weights (W <- W G, see
-  /// fold_into_weights). Tiles of rows go through the SIMD kernel (vectorised across rows); uses
-  /// a per-thread scratch of 64 x dim() bytes. Requires x.cols() == dim().
+  /// fold_into_weights). Tiles of rows go through the SIMD kernel (vectorised across rows), which
+  /// works in place (no scratch). Requires x.cols() == dim().
   template <class U>
     requires givens_scalar<U>
   void apply_rows(matrix_view<U> x) const {

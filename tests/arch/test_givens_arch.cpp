@@ -45,18 +45,17 @@ void check_tiled_against_scalar(std::size_t rows, std::size_t cols, std::size_t 
   const auto stages = random_stages<T>(cols, stage_count, dense, seed);
   std::vector<rotation_span<T>> spans;
   for (const auto& s : stages) spans.push_back({s.data(), s.size()});
-  constexpr std::size_t tile = sq::detail::givens_tile_rows<U>;
-  std::vector<U, xsimd::aligned_allocator<U, 64>> scratch(cols * tile);
+  constexpr std::size_t tile = sq::detail::givens_block_cols<U>;  // data at every offset in a 64-byte line
 
   // Data at every misalignment within a 64-byte line (the plan aligns its blocks to it).
   const auto values = sq_test::random_normal<U>(rows * stride, seed + 1, 2.0);
   std::vector<U, xsimd::aligned_allocator<U, 64>> storage(values.size() + tile);
   U* data = storage.data() + seed % tile;
   std::copy(values.begin(), values.end(), data);
-  const auto plan = sq::detail::make_tile_plan<T, U>(spans, inverse, cols, data);
+  const auto plan = sq::detail::make_tile_plan<T, U>(spans, inverse, cols, stride, data);
   CHECK(plan.misalignment == seed % tile);
   givens_kernel<U, test_arch>::apply_rows_tiled(spans.data(), spans.size(), inverse, plan.view(), data, rows, cols,
-                                                stride, scratch.data());
+                                                stride);
   const std::vector<U> x(data, data + values.size());
   auto reference = values, direct = values;
   givens_kernel<U, scalar_arch>::apply_rows_direct(spans.data(), spans.size(), inverse, reference.data(), rows,

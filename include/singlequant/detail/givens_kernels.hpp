@@ -2,22 +2,29 @@
 //
 // Two paths, both exact products of the same rotations in the same order:
 //  * direct: row by row, every rotation on that row (scalar; best for one row or a sparse list);
-//  * tiled:  for a tile of R = 64 / sizeof(U) rows (one cache line per channel), transpose the
-//            column blocks the rotations touch into a channel-major scratch (R lanes per channel),
-//            apply every rotation of every stage there with SIMD batches across the R rows (no
+//  * tiled:  for a tile of R = 32 / sizeof(U) rows, transpose each column block of 2R channels (one
+//            64-byte line of each row) in place as two R x R halves, so that every channel has a
+//            32-byte line of R rows inside the block (row j of half h holds channel h R + j); apply
+//            every rotation of every stage to those lines with SIMD batches across the R rows (no
 //            gathers: each rotation loads two whole channel lines), transpose back, next tile.
-//            A tile's scratch is R x cols elements (cols x 64 bytes), so it stays in L2 while all
-//            stages run on it and every matrix element is read and written once. Blocks start on
-//            64-byte boundaries of the data, and the first stage is applied while the blocks are
-//            transposed in (each rotation as soon as both its channels are in), which saves one
-//            L1 <-> L2 round trip of half the lines.
+//            No scratch, and the R lines of a block fit in one L1 set even when the row stride is
+//            a multiple of 4 KiB (with 16-row tiles and a channel-major scratch they did not: the
+//            stores of a block missed, and the scratch doubled the L1 <-> L2 traffic). A tile
+//            stays in L2 while all stages run on it; every matrix element is read and written once.
+//            Blocks start on 64-byte boundaries of the data; the first stage is applied while the
+//            blocks are transposed in (each rotation as soon as both its channels are in), and
+//            the next tile is transposed in while the last one is transposed out, so that memory
+//            reads overlap the work. The plan (make_tile_plan) holds every rotation with the
+//            offsets of its two lines, so the inner loop is loads, 4 multiplies and stores.
 // Every element is computed as x_i <- c x_i - s x_j, x_j <- s x_i + c x_j in the data type U, with
 // c and s converted to U; the inverse uses -s and the reversed order.
 #ifndef SINGLEQUANT_DETAIL_GIVENS_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_GIVENS_KERNELS_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 
 #include "../simd.hpp"
 
@@ -35,9 +42,6 @@ struct rotation_span {
   std::size_t size = 0;
 };
 
-/// Rows per tile and channels per block of the tiled path: one 64-byte line per channel.
-template <class U>
-inline constexpr std::size_t givens_tile_rows = 64 / sizeof(U);
 
 // Whether this translation unit computes x_i' = c a - s b as fma(c, a, -(s b)): where the target
 // has FMA, both the scalar and the SIMD paths do (explicitly, so compiler contraction cannot make
@@ -100,42 +104,49 @@ SINGLEQUANT_INLINE xsimd::batch<U, Arch> fused_multiply_add(const xsimd::batch<U
   return xsimd::fma(x, y, z);
 }
 
-// --- L x L transposes (L = batch lanes): dst[k * dst_stride + r] = src[r * src_stride + k]. ------
+// --- In-place transposes of the R x R halves of a block (R = givens_tile_rows<U>). --------------
 
+/// Rows per tile: one 32-byte channel line per channel (8 floats, 4 doubles).
+template <class U>
+inline constexpr std::size_t givens_tile_rows = 32 / sizeof(U);
+/// Channels per block: one 64-byte line of each of the tile's rows, two R x R halves.
+template <class U>
+inline constexpr std::size_t givens_block_cols = 64 / sizeof(U);
+
+/// L x L transpose (L = batch lanes) in place at p (rows `stride` apart): p[k][r] <-> p[r][k].
 template <class U, class Arch>
-SINGLEQUANT_INLINE void transpose_square_generic(const U* src, std::size_t src_stride, U* dst,
-                                                 std::size_t dst_stride) noexcept {
+SINGLEQUANT_INLINE void transpose_square_generic(U* p, std::size_t stride) noexcept {
   constexpr std::size_t lanes = xsimd::batch<U, Arch>::size;
   for (std::size_t r = 0; r < lanes; ++r)
-    for (std::size_t k = 0; k < lanes; ++k) dst[k * dst_stride + r] = src[r * src_stride + k];
+    for (std::size_t k = r + 1; k < lanes; ++k) std::swap(p[r * stride + k], p[k * stride + r]);
 }
 
 #if XSIMD_WITH_SSE2
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_sse(const float* src, std::size_t ss, float* dst, std::size_t ds) noexcept {
-  const __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + ss);
-  const __m128 r2 = _mm_loadu_ps(src + 2 * ss), r3 = _mm_loadu_ps(src + 3 * ss);
+SINGLEQUANT_INLINE void transpose_square_sse(float* p, std::size_t ss) noexcept {
+  const __m128 r0 = _mm_loadu_ps(p), r1 = _mm_loadu_ps(p + ss);
+  const __m128 r2 = _mm_loadu_ps(p + 2 * ss), r3 = _mm_loadu_ps(p + 3 * ss);
   const __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);  // a0 b0 a1 b1 | a2 b2 a3 b3
   const __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
-  _mm_storeu_ps(dst, _mm_movelh_ps(t0, t2));
-  _mm_storeu_ps(dst + ds, _mm_movehl_ps(t2, t0));
-  _mm_storeu_ps(dst + 2 * ds, _mm_movelh_ps(t1, t3));
-  _mm_storeu_ps(dst + 3 * ds, _mm_movehl_ps(t3, t1));
+  _mm_storeu_ps(p, _mm_movelh_ps(t0, t2));
+  _mm_storeu_ps(p + ss, _mm_movehl_ps(t2, t0));
+  _mm_storeu_ps(p + 2 * ss, _mm_movelh_ps(t1, t3));
+  _mm_storeu_ps(p + 3 * ss, _mm_movehl_ps(t3, t1));
 }
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_sse(const double* src, std::size_t ss, double* dst, std::size_t ds) noexcept {
-  const __m128d r0 = _mm_loadu_pd(src), r1 = _mm_loadu_pd(src + ss);
-  _mm_storeu_pd(dst, _mm_unpacklo_pd(r0, r1));
-  _mm_storeu_pd(dst + ds, _mm_unpackhi_pd(r0, r1));
+SINGLEQUANT_INLINE void transpose_square_sse(double* p, std::size_t ss) noexcept {
+  const __m128d r0 = _mm_loadu_pd(p), r1 = _mm_loadu_pd(p + ss);
+  _mm_storeu_pd(p, _mm_unpacklo_pd(r0, r1));
+  _mm_storeu_pd(p + ss, _mm_unpackhi_pd(r0, r1));
 }
 #endif
 
 #if XSIMD_WITH_AVX
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx(const float* src, std::size_t ss, float* dst, std::size_t ds) noexcept {
+SINGLEQUANT_INLINE void transpose_square_avx(float* p, std::size_t ss) noexcept {
   __m256 t[8], u[8];
   for (std::size_t k = 0; k < 4; ++k) {
-    const __m256 a = _mm256_loadu_ps(src + 2 * k * ss), b = _mm256_loadu_ps(src + (2 * k + 1) * ss);
+    const __m256 a = _mm256_loadu_ps(p + 2 * k * ss), b = _mm256_loadu_ps(p + (2 * k + 1) * ss);
     t[2 * k] = _mm256_unpacklo_ps(a, b);  // per 128-bit half h: a(4h) b(4h) a(4h+1) b(4h+1)
     t[2 * k + 1] = _mm256_unpackhi_ps(a, b);
   }
@@ -146,20 +157,20 @@ SINGLEQUANT_INLINE void transpose_square_avx(const float* src, std::size_t ss, f
     u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
   }
   for (std::size_t m = 0; m < 4; ++m) {
-    _mm256_storeu_ps(dst + m * ds, _mm256_permute2f128_ps(u[m], u[4 + m], 0x20));
-    _mm256_storeu_ps(dst + (4 + m) * ds, _mm256_permute2f128_ps(u[m], u[4 + m], 0x31));
+    _mm256_storeu_ps(p + m * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x20));
+    _mm256_storeu_ps(p + (4 + m) * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x31));
   }
 }
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx(const double* src, std::size_t ss, double* dst, std::size_t ds) noexcept {
-  const __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ss);
-  const __m256d r2 = _mm256_loadu_pd(src + 2 * ss), r3 = _mm256_loadu_pd(src + 3 * ss);
+SINGLEQUANT_INLINE void transpose_square_avx(double* p, std::size_t ss) noexcept {
+  const __m256d r0 = _mm256_loadu_pd(p), r1 = _mm256_loadu_pd(p + ss);
+  const __m256d r2 = _mm256_loadu_pd(p + 2 * ss), r3 = _mm256_loadu_pd(p + 3 * ss);
   const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);  // a0 b0 | a2 b2
   const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
-  _mm256_storeu_pd(dst + ds, _mm256_permute2f128_pd(t1, t3, 0x20));
-  _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
-  _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
+  _mm256_storeu_pd(p, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(p + ss, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(p + 2 * ss, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(p + 3 * ss, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 #endif
 
@@ -172,203 +183,231 @@ template <class Arch>
 SINGLEQUANT_INLINE __m512 unpack_hi_512(__m512 a, __m512 b) noexcept { return _mm512_mask_unpackhi_ps(a, 0xFFFF, a, b); }
 template <int imm, class Arch>
 SINGLEQUANT_INLINE __m512 shuffle_512(__m512 a, __m512 b) noexcept { return _mm512_mask_shuffle_ps(a, 0xFFFF, a, b, imm); }
-template <int imm, class Arch>
-SINGLEQUANT_INLINE __m512 shuffle_lanes_512(__m512 a, __m512 b) noexcept {
-  return _mm512_mask_shuffle_f32x4(a, 0xFFFF, a, b, imm);
-}
 template <class Arch>
 SINGLEQUANT_INLINE __m512d unpack_lo_512(__m512d a, __m512d b) noexcept { return _mm512_mask_unpacklo_pd(a, 0xFF, a, b); }
 template <class Arch>
 SINGLEQUANT_INLINE __m512d unpack_hi_512(__m512d a, __m512d b) noexcept { return _mm512_mask_unpackhi_pd(a, 0xFF, a, b); }
-template <int imm, class Arch>
-SINGLEQUANT_INLINE __m512d shuffle_lanes_512(__m512d a, __m512d b) noexcept {
-  return _mm512_mask_shuffle_f64x2(a, 0xFF, a, b, imm);
-}
 
+/// Both 8 x 8 halves of the 8 x 16 float block at p, in place: one 512-bit register per row, the
+/// two halves transposed side by side (3 shuffles per register, no 256-bit lane crossing).
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx512(const float* src, std::size_t ss, float* dst,
-                                                std::size_t ds) noexcept {
-  __m512 t[16], u[16];
-  for (std::size_t k = 0; k < 8; ++k) {
-    const __m512 a = _mm512_loadu_ps(src + 2 * k * ss), b = _mm512_loadu_ps(src + (2 * k + 1) * ss);
+SINGLEQUANT_INLINE void transpose_halves_avx512(float* p, std::size_t ss) noexcept {
+  __m512 t[8], u[8];
+  for (std::size_t k = 0; k < 4; ++k) {
+    const __m512 a = _mm512_loadu_ps(p + 2 * k * ss), b = _mm512_loadu_ps(p + (2 * k + 1) * ss);
     t[2 * k] = unpack_lo_512<Arch>(a, b);  // per 128-bit lane q: a(4q) b(4q) a(4q+1) b(4q+1)
     t[2 * k + 1] = unpack_hi_512<Arch>(a, b);
   }
-  for (std::size_t g = 0; g < 4; ++g) {  // rows 4g..4g+3 -> u[4g + m] lane q = column 4q + m
+  for (std::size_t g = 0; g < 2; ++g) {  // u[4g + m] lane q: column 4q + m, rows 4g..4g+3
     u[4 * g + 0] = shuffle_512<0x44, Arch>(t[4 * g], t[4 * g + 2]);
     u[4 * g + 1] = shuffle_512<0xEE, Arch>(t[4 * g], t[4 * g + 2]);
     u[4 * g + 2] = shuffle_512<0x44, Arch>(t[4 * g + 1], t[4 * g + 3]);
     u[4 * g + 3] = shuffle_512<0xEE, Arch>(t[4 * g + 1], t[4 * g + 3]);
   }
-  for (std::size_t m = 0; m < 4; ++m) {  // column 4q + m = [u[m].q, u[4+m].q, u[8+m].q, u[12+m].q]
-    const __m512 v = shuffle_lanes_512<0x44, Arch>(u[m], u[4 + m]);
-    const __m512 w = shuffle_lanes_512<0xEE, Arch>(u[m], u[4 + m]);
-    const __m512 v2 = shuffle_lanes_512<0x44, Arch>(u[8 + m], u[12 + m]);
-    const __m512 w2 = shuffle_lanes_512<0xEE, Arch>(u[8 + m], u[12 + m]);
-    _mm512_storeu_ps(dst + m * ds, shuffle_lanes_512<0x88, Arch>(v, v2));
-    _mm512_storeu_ps(dst + (4 + m) * ds, shuffle_lanes_512<0xDD, Arch>(v, v2));
-    _mm512_storeu_ps(dst + (8 + m) * ds, shuffle_lanes_512<0x88, Arch>(w, w2));
-    _mm512_storeu_ps(dst + (12 + m) * ds, shuffle_lanes_512<0xDD, Arch>(w, w2));
+  for (std::size_t m = 0; m < 4; ++m) {  // row m: columns m | 8 + m = lanes 0, 2 of u[m] and u[4 + m]
+    _mm512_storeu_ps(p + m * ss, _mm512_mask_shuffle_f32x4(u[m], 0xF0F0, u[4 + m], u[4 + m], 0xA0));
+    _mm512_storeu_ps(p + (4 + m) * ss, _mm512_mask_shuffle_f32x4(u[4 + m], 0x0F0F, u[m], u[m], 0xF5));
   }
 }
+/// Both 4 x 4 halves of the 4 x 8 double block at p, in place.
 template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx512(const double* src, std::size_t ss, double* dst,
-                                                std::size_t ds) noexcept {
-  __m512d t[8];
-  for (std::size_t k = 0; k < 4; ++k) {
-    const __m512d a = _mm512_loadu_pd(src + 2 * k * ss), b = _mm512_loadu_pd(src + (2 * k + 1) * ss);
-    t[2 * k] = unpack_lo_512<Arch>(a, b);  // per 128-bit lane q: a(2q) b(2q)
-    t[2 * k + 1] = unpack_hi_512<Arch>(a, b);
-  }
-  for (std::size_t m = 0; m < 2; ++m) {  // column 2q + m = [t[m].q, t[2+m].q, t[4+m].q, t[6+m].q]
-    const __m512d v = shuffle_lanes_512<0x44, Arch>(t[m], t[2 + m]);
-    const __m512d w = shuffle_lanes_512<0xEE, Arch>(t[m], t[2 + m]);
-    const __m512d v2 = shuffle_lanes_512<0x44, Arch>(t[4 + m], t[6 + m]);
-    const __m512d w2 = shuffle_lanes_512<0xEE, Arch>(t[4 + m], t[6 + m]);
-    _mm512_storeu_pd(dst + m * ds, shuffle_lanes_512<0x88, Arch>(v, v2));
-    _mm512_storeu_pd(dst + (2 + m) * ds, shuffle_lanes_512<0xDD, Arch>(v, v2));
-    _mm512_storeu_pd(dst + (4 + m) * ds, shuffle_lanes_512<0x88, Arch>(w, w2));
-    _mm512_storeu_pd(dst + (6 + m) * ds, shuffle_lanes_512<0xDD, Arch>(w, w2));
-  }
+SINGLEQUANT_INLINE void transpose_halves_avx512(double* p, std::size_t ss) noexcept {
+  const __m512d r0 = _mm512_loadu_pd(p), r1 = _mm512_loadu_pd(p + ss);
+  const __m512d r2 = _mm512_loadu_pd(p + 2 * ss), r3 = _mm512_loadu_pd(p + 3 * ss);
+  const __m512d t0 = unpack_lo_512<Arch>(r0, r1), t1 = unpack_hi_512<Arch>(r0, r1);  // per lane q: a(2q) b(2q)
+  const __m512d t2 = unpack_lo_512<Arch>(r2, r3), t3 = unpack_hi_512<Arch>(r2, r3);
+  _mm512_storeu_pd(p, _mm512_mask_shuffle_f64x2(t0, 0xCC, t2, t2, 0xA0));  // lanes t0.0 t2.0 t0.2 t2.2
+  _mm512_storeu_pd(p + ss, _mm512_mask_shuffle_f64x2(t1, 0xCC, t3, t3, 0xA0));
+  _mm512_storeu_pd(p + 2 * ss, _mm512_mask_shuffle_f64x2(t2, 0x33, t0, t0, 0xF5));  // t0.1 t2.1 t0.3 t2.3
+  _mm512_storeu_pd(p + 3 * ss, _mm512_mask_shuffle_f64x2(t3, 0x33, t1, t1, 0xF5));
 }
 #endif
 
-/// Transposes one L x L block (L = the batch width of U on Arch).
+/// L x L transpose in place (L = batch lanes); loads the whole square before it stores.
 template <class U, class Arch>
-SINGLEQUANT_INLINE void transpose_square(const U* src, std::size_t src_stride, U* dst,
-                                         std::size_t dst_stride) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    transpose_square_avx512<Arch>(src, src_stride, dst, dst_stride);
-    return;
-  }
-#endif
+SINGLEQUANT_INLINE void transpose_square(U* p, std::size_t stride) noexcept {
 #if XSIMD_WITH_AVX
   if constexpr (std::is_base_of_v<xsimd::avx, Arch>) {
-    transpose_square_avx<Arch>(src, src_stride, dst, dst_stride);
+    transpose_square_avx<Arch>(p, stride);
     return;
   }
 #endif
 #if XSIMD_WITH_SSE2
   if constexpr (std::is_base_of_v<xsimd::sse2, Arch>) {
-    transpose_square_sse<Arch>(src, src_stride, dst, dst_stride);
+    transpose_square_sse<Arch>(p, stride);
     return;
   }
 #endif
-  transpose_square_generic<U, Arch>(src, src_stride, dst, dst_stride);
+  transpose_square_generic<U, Arch>(p, stride);
 }
 
-/// Transposes the R x width block of the tile starting at channel c0 into (into == true) or out of
-/// the channel-major scratch (scratch[c * R + r] holds row r, channel c); width < R: scalar copy.
+/// Transposes both R x R halves of the R x 2R block at p (rows `stride` apart) in place: after it,
+/// row j of half h holds channel h R + j of the block for rows 0..R-1 (lane r = row r). Its own
+/// inverse.
 template <class U, class Arch>
-SINGLEQUANT_INLINE void transpose_block(U* tile, std::size_t row_stride, U* scratch, std::size_t c0,
-                                        std::size_t width, bool into) noexcept {
+SINGLEQUANT_INLINE void transpose_block_halves(U* p, std::size_t stride) noexcept {
   constexpr std::size_t rows = givens_tile_rows<U>;
   constexpr std::size_t lanes = xsimd::batch<U, Arch>::size;
-  if (width == rows) {
-    for (std::size_t rb = 0; rb < rows; rb += lanes)
-      for (std::size_t cb = 0; cb < rows; cb += lanes) {
-        U* matrix_part = tile + rb * row_stride + c0 + cb;
-        U* scratch_part = scratch + (c0 + cb) * rows + rb;
-        if (into)
-          transpose_square<U, Arch>(matrix_part, row_stride, scratch_part, rows);
-        else
-          transpose_square<U, Arch>(scratch_part, rows, matrix_part, row_stride);
-      }
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    transpose_halves_avx512<Arch>(p, stride);
     return;
   }
-  for (std::size_t r = 0; r < rows; ++r)  // the partial last block
-    for (std::size_t c = c0; c < c0 + width; ++c) {
-      if (into)
-        scratch[c * rows + r] = tile[r * row_stride + c];
-      else
-        tile[r * row_stride + c] = scratch[c * rows + r];
-    }
+#endif
+  if constexpr (rows % lanes == 0) {  // else only AVX-512, above
+    alignas(64) U swap[lanes * lanes];
+    for (std::size_t half = 0; half < 2 * rows; half += rows)
+      for (std::size_t rb = 0; rb < rows; rb += lanes) {
+        transpose_square<U, Arch>(p + rb * stride + half + rb, stride);
+        for (std::size_t cb = rb + lanes; cb < rows; cb += lanes) {  // swap square (rb, cb) with (cb, rb)^T
+          U* upper = p + rb * stride + half + cb;
+          U* lower = p + cb * stride + half + rb;
+          for (std::size_t r = 0; r < lanes; ++r)
+            xsimd::batch<U, Arch>::load_unaligned(upper + r * stride).store_aligned(swap + r * lanes);
+          transpose_square<U, Arch>(swap, lanes);
+          transpose_square<U, Arch>(lower, stride);
+          for (std::size_t r = 0; r < lanes; ++r) {
+            xsimd::batch<U, Arch>::load_unaligned(lower + r * stride).store_unaligned(upper + r * stride);
+            xsimd::batch<U, Arch>::load_aligned(swap + r * lanes).store_unaligned(lower + r * stride);
+          }
+        }
+      }
+  }
 }
 
-/// What the tiled path needs besides the rotations, prepared once per call (make_tile_plan in
-/// givens.hpp): the channel blocks to transpose and the first applied stage regrouped by block.
-/// Block k covers channels [k R - misalignment, (k + 1) R - misalignment) clipped to [0, cols),
-/// so that whole blocks start on a 64-byte boundary of row 0 (no loads split across lines).
-/// The first applied stage (stages[0], or the last stage when inverting) is applied while the
-/// blocks are transposed in: fused[fused_offsets[b] .. fused_offsets[b + 1]) are its rotations
-/// whose later channel block is blocks[b], so one of their two lines is still in L1.
-template <class T>
+/// One rotation as the tiled path applies it: the offsets of its two channel lines from the start
+/// of a tile (or, if negative, -1 - the line's offset in the partial-block buffer) and c, s in the
+/// data type (s negated when inverting).
+template <class U>
+struct line_rotation {
+  std::ptrdiff_t i = 0, j = 0;
+  U c = 0, s = 0;
+};
+
+/// What the tiled path needs, prepared once per call (make_tile_plan in givens.hpp). Block k covers
+/// channels [k B - misalignment, (k + 1) B - misalignment) clipped to [0, cols) (B =
+/// givens_block_cols), so that whole blocks start on a 64-byte boundary of row 0; blocks lists
+/// the blocks any rotation touches, in increasing order. The first applied stage is applied while
+/// the blocks are transposed in: rotations[fused_offsets[b] .. fused_offsets[b + 1]) are its
+/// rotations whose later channel block is blocks[b], so one of their two lines is still in L1;
+/// rotations[fused_offsets[block_count] .. rotation_count) are the other stages in the order
+/// they are applied.
+template <class U>
 struct tile_plan_view {
   const std::size_t* blocks = nullptr;
   std::size_t block_count = 0;
   std::size_t misalignment = 0;
-  const givens<T>* fused = nullptr;
+  const line_rotation<U>* rotations = nullptr;
+  std::size_t rotation_count = 0;
   const std::size_t* fused_offsets = nullptr;  // block_count + 1 entries
 };
 
-/// Applies one rotation to the channel lines xi, xj (tile_rows lanes each) of the scratch.
+/// Applies the rotation g to the channel lines xi, xj (R = givens_tile_rows<U> elements each).
 template <class U, class Arch>
-SINGLEQUANT_INLINE void rotate_lines(U* xi, U* xj, U c, U s) noexcept {
+SINGLEQUANT_INLINE void rotate_lines(U* xi, U* xj, const line_rotation<U>& g) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {  // a line is one 256-bit register
+    if constexpr (std::is_same_v<U, float>) {
+      const __m256 cb = _mm256_broadcast_ss(&g.c), sb = _mm256_broadcast_ss(&g.s);  // loads, not shuffles
+      const __m256 a = _mm256_loadu_ps(xi), b = _mm256_loadu_ps(xj);
+#  if SINGLEQUANT_GIVENS_FMA
+      _mm256_storeu_ps(xi, _mm256_fmsub_ps(cb, a, _mm256_mul_ps(sb, b)));  // = fma(c, a, -(s b))
+      _mm256_storeu_ps(xj, _mm256_fmadd_ps(sb, a, _mm256_mul_ps(cb, b)));
+#  else
+      _mm256_storeu_ps(xi, _mm256_sub_ps(_mm256_mul_ps(cb, a), _mm256_mul_ps(sb, b)));
+      _mm256_storeu_ps(xj, _mm256_add_ps(_mm256_mul_ps(sb, a), _mm256_mul_ps(cb, b)));
+#  endif
+    } else {
+      const __m256d cb = _mm256_broadcast_sd(&g.c), sb = _mm256_broadcast_sd(&g.s);
+      const __m256d a = _mm256_loadu_pd(xi), b = _mm256_loadu_pd(xj);
+#  if SINGLEQUANT_GIVENS_FMA
+      _mm256_storeu_pd(xi, _mm256_fmsub_pd(cb, a, _mm256_mul_pd(sb, b)));
+      _mm256_storeu_pd(xj, _mm256_fmadd_pd(sb, a, _mm256_mul_pd(cb, b)));
+#  else
+      _mm256_storeu_pd(xi, _mm256_sub_pd(_mm256_mul_pd(cb, a), _mm256_mul_pd(sb, b)));
+      _mm256_storeu_pd(xj, _mm256_add_pd(_mm256_mul_pd(sb, a), _mm256_mul_pd(cb, b)));
+#  endif
+    }
+    return;
+  }
+#endif
   using batch = xsimd::batch<U, Arch>;
-  constexpr std::size_t lanes = batch::size;
-  const batch cb(c), sb(s);
-  for (std::size_t k = 0; k < givens_tile_rows<U>; k += lanes) {
-    const batch a = batch::load_aligned(xi + k);
-    const batch b = batch::load_aligned(xj + k);
+  const batch cb(g.c), sb(g.s);
+  for (std::size_t k = 0; k < givens_tile_rows<U>; k += batch::size) {
+    const batch a = batch::load_unaligned(xi + k);
+    const batch b = batch::load_unaligned(xj + k);
 #if SINGLEQUANT_GIVENS_FMA
-    fused_multiply_add<U, Arch>(cb, a, -(sb * b)).store_aligned(xi + k);  // as rotate_scalar_pair
-    fused_multiply_add<U, Arch>(sb, a, cb * b).store_aligned(xj + k);
+    fused_multiply_add<U, Arch>(cb, a, -(sb * b)).store_unaligned(xi + k);  // as rotate_scalar_pair
+    fused_multiply_add<U, Arch>(sb, a, cb * b).store_unaligned(xj + k);
 #else
-    (cb * a - sb * b).store_aligned(xi + k);
-    (sb * a + cb * b).store_aligned(xj + k);
+    (cb * a - sb * b).store_unaligned(xi + k);
+    (sb * a + cb * b).store_unaligned(xj + k);
 #endif
   }
 }
 
 /// Tiled path (see the file comment); rows not filling a whole tile go through the direct path.
-/// scratch holds cols * R elements, 64-byte aligned (channel c's line at scratch + c R).
 template <class T, class U, class Arch>
 void rotate_rows_tiled(const rotation_span<T>* stages, std::size_t stage_count, bool inverse,
-                       const tile_plan_view<T>& plan, U* x, std::size_t rows, std::size_t cols,
-                       std::size_t row_stride, U* scratch) noexcept {
-  constexpr std::size_t tile_rows = givens_tile_rows<U>;
-  std::size_t r0 = 0;
+                       const tile_plan_view<U>& plan, U* x, std::size_t rows, std::size_t cols,
+                       std::size_t row_stride) noexcept {
+  constexpr std::size_t R = givens_tile_rows<U>, B = givens_block_cols<U>;
+  const std::size_t tiles = simd::is_scalar_v<Arch> ? 0 : rows / R;
   if constexpr (!simd::is_scalar_v<Arch>) {
-    static_assert(tile_rows % xsimd::batch<U, Arch>::size == 0, "a tile row is a whole number of batches");
     const std::size_t m = plan.misalignment;
-    const auto block_range = [&](std::size_t b, std::size_t& c0, std::size_t& width) {
-      const std::size_t begin = b * tile_rows, end = begin + tile_rows;  // in channels + m
-      c0 = begin > m ? begin - m : 0;
-      width = (end - m < cols ? end - m : cols) - c0;
+    // Block b (channels [b B - m, (b + 1) B - m)) is whole unless cut by the start or end of a row;
+    // the (at most two) partial blocks are transposed into a partial-block buffer instead, channel
+    // k of the block at (b == 0 ? 0 : B R) + k R. Two, for the two tiles in flight.
+    const auto is_partial = [&](std::size_t b) { return (b == 0 && m != 0) || (b + 1) * B > cols + m; };
+    alignas(64) U partial_buffers[2][2 * B * R];
+    const auto transpose = [&](U* tile, U* partial, std::size_t b, bool into) {
+      const std::size_t c0 = b * B > m ? b * B - m : 0;
+      if (!is_partial(b)) {
+        transpose_block_halves<U, Arch>(tile + c0, row_stride);
+        return;
+      }
+      U* lines = partial + (b == 0 ? 0 : B * R) + (c0 + m - b * B) * R;
+      for (std::size_t r = 0; r < R; ++r)
+        for (std::size_t c = c0; c < std::min(cols, (b + 1) * B - m); ++c) {
+          if (into)
+            lines[(c - c0) * R + r] = tile[r * row_stride + c];
+          else
+            tile[r * row_stride + c] = lines[(c - c0) * R + r];
+        }
     };
-    const U sign = inverse ? U(-1) : U(1);
-    for (; r0 + tile_rows <= rows; r0 += tile_rows) {
-      U* tile = x + r0 * row_stride;
-      for (std::size_t b = 0; b < plan.block_count; ++b) {
-        std::size_t c0 = 0, width = 0;
-        block_range(plan.blocks[b], c0, width);
-        transpose_block<U, Arch>(tile, row_stride, scratch, c0, width, true);
-        for (std::size_t q = plan.fused_offsets[b]; q < plan.fused_offsets[b + 1]; ++q) {
-          const givens<T>& g = plan.fused[q];
-          rotate_lines<U, Arch>(scratch + g.i * tile_rows, scratch + g.j * tile_rows, static_cast<U>(g.c),
-                                sign * static_cast<U>(g.s));
+    const line_rotation<U>* const rotations = plan.rotations;
+    const auto rotate = [rotations](U* tile, U* partial, std::size_t begin, std::size_t end) {
+      for (const line_rotation<U>* g = rotations + begin; g != rotations + end; ++g)
+        rotate_lines<U, Arch>(g->i >= 0 ? tile + g->i : partial + (-1 - g->i),
+                              g->j >= 0 ? tile + g->j : partial + (-1 - g->j), *g);
+    };
+    // Tile t is transposed in (applying the first stage) while tile t - 1 is transposed out, block
+    // by block, so that reading the next rows from memory overlaps the work on the last ones. The
+    // fused rotations of a block run two blocks after its transpose, when its stores have left
+    // the store buffer (loading half of a line just stored in one piece stalls the load).
+    constexpr std::size_t lag = 2;
+    // The block transposed out is 32 blocks (2 KiB) from the one transposed in: with a row stride
+    // that is a multiple of 4 KiB, the same block of both tiles would crowd one L1 set.
+    constexpr std::size_t out_shift = 32;
+    for (std::size_t t = 0; tiles > 0 && t <= tiles; ++t) {
+      U* tile = t < tiles ? x + t * R * row_stride : nullptr;
+      U* partial = partial_buffers[t % 2];
+      U* last = t > 0 ? x + (t - 1) * R * row_stride : nullptr;
+      U* last_partial = partial_buffers[(t + 1) % 2];
+      for (std::size_t p = 0; p < plan.block_count + lag; ++p) {
+        if (p < plan.block_count) {
+          if (t > 0) transpose(last, last_partial, plan.blocks[(p + out_shift) % plan.block_count], false);
+          if (t < tiles) transpose(tile, partial, plan.blocks[p], true);
         }
+        if (t < tiles && p >= lag) rotate(tile, partial, plan.fused_offsets[p - lag], plan.fused_offsets[p - lag + 1]);
       }
-      for (std::size_t step = 1; step < stage_count; ++step) {  // step 0 was fused above
-        const rotation_span<T>& stage = stages[inverse ? stage_count - 1 - step : step];
-        for (std::size_t q = 0; q < stage.size; ++q) {
-          const givens<T>& g = stage.data[inverse ? stage.size - 1 - q : q];
-          rotate_lines<U, Arch>(scratch + g.i * tile_rows, scratch + g.j * tile_rows, static_cast<U>(g.c),
-                                sign * static_cast<U>(g.s));
-        }
-      }
-      for (std::size_t b = 0; b < plan.block_count; ++b) {
-        std::size_t c0 = 0, width = 0;
-        block_range(plan.blocks[b], c0, width);
-        transpose_block<U, Arch>(tile, row_stride, scratch, c0, width, false);
-      }
+      if (t < tiles) rotate(tile, partial, plan.fused_offsets[plan.block_count], plan.rotation_count);
     }
   } else {
     static_cast<void>(plan);
     static_cast<void>(cols);
-    static_cast<void>(scratch);
   }
+  const std::size_t r0 = tiles * R;
   rotate_rows_direct<T, U, Arch>(stages, stage_count, inverse, x + r0 * row_stride, rows - r0, row_stride);
 }
 
@@ -380,12 +419,11 @@ struct givens_kernel {
   static void apply_rows_direct(const rotation_span<double>* stages, std::size_t stage_count,
                                 bool inverse, U* x, std::size_t rows, std::size_t row_stride) noexcept;
   static void apply_rows_tiled(const rotation_span<float>* stages, std::size_t stage_count, bool inverse,
-                               const tile_plan_view<float>& plan, U* x, std::size_t rows,
-                               std::size_t cols, std::size_t row_stride, U* scratch) noexcept;
+                               const tile_plan_view<U>& plan, U* x, std::size_t rows,
+                               std::size_t cols, std::size_t row_stride) noexcept;
   static void apply_rows_tiled(const rotation_span<double>* stages, std::size_t stage_count,
-                               bool inverse, const tile_plan_view<double>& plan, U* x,
-                               std::size_t rows, std::size_t cols, std::size_t row_stride,
-                               U* scratch) noexcept;
+                               bool inverse, const tile_plan_view<U>& plan, U* x,
+                               std::size_t rows, std::size_t cols, std::size_t row_stride) noexcept;
 };
 
 template <class U, class Arch>
@@ -403,18 +441,18 @@ void givens_kernel<U, Arch>::apply_rows_direct(const rotation_span<double>* stag
 template <class U, class Arch>
 void givens_kernel<U, Arch>::apply_rows_tiled(const rotation_span<float>* stages,
                                               std::size_t stage_count, bool inverse,
-                                              const tile_plan_view<float>& plan, U* x,
+                                              const tile_plan_view<U>& plan, U* x,
                                               std::size_t rows, std::size_t cols,
-                                              std::size_t row_stride, U* scratch) noexcept {
-  rotate_rows_tiled<float, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride, scratch);
+                                              std::size_t row_stride) noexcept {
+  rotate_rows_tiled<float, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride);
 }
 template <class U, class Arch>
 void givens_kernel<U, Arch>::apply_rows_tiled(const rotation_span<double>* stages,
                                               std::size_t stage_count, bool inverse,
-                                              const tile_plan_view<double>& plan, U* x,
+                                              const tile_plan_view<U>& plan, U* x,
                                               std::size_t rows, std::size_t cols,
-                                              std::size_t row_stride, U* scratch) noexcept {
-  rotate_rows_tiled<double, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride, scratch);
+                                              std::size_t row_stride) noexcept {
+  rotate_rows_tiled<double, U, Arch>(stages, stage_count, inverse, plan, x, rows, cols, row_stride);
 }
 
 SINGLEQUANT_EXTERN_KERNEL(givens_kernel, float)
