@@ -197,7 +197,7 @@ struct tile_plan {
 };
 
 /// The tiled path's plan for these stages (at least one, non-empty) on rows of `cols` elements,
-/// `row_stride` apart, starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any
+/// `row_stride` apart (tile_offsets_fit), starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any
 /// rotation touches, every rotation with its two line offsets (the first applied stage ordered by
 /// the later of its two channel blocks, then the other stages in the order they are applied).
 template <class T, class U>
@@ -219,10 +219,10 @@ tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inver
     }
   // Channel k = h R + j of block b: row j, columns [h R, (h + 1) R) of the block, transposed in
   // place; in the partial-block buffer if the block is cut by the start or end of the rows.
-  const auto line = [&](std::size_t c) -> std::ptrdiff_t {
+  const auto line = [&](std::size_t c) -> std::int32_t {  // fits: tile_offsets_fit
     const std::size_t b = (c + m) / B, k = (c + m) % B;
-    if ((b == 0 && m != 0) || (b + 1) * B > cols + m) return -1 - static_cast<std::ptrdiff_t>((b == 0 ? 0 : B * R) + k * R);
-    return static_cast<std::ptrdiff_t>((k % R) * row_stride + (b * B - m) + (k / R) * R);
+    if ((b == 0 && m != 0) || (b + 1) * B > cols + m) return -1 - static_cast<std::int32_t>((b == 0 ? 0 : B * R) + k * R);
+    return static_cast<std::int32_t>((k % R) * row_stride + (b * B - m) + (k / R) * R);
   };
   const auto rotation = [&](const givens<T>& g) {
     return line_rotation<U>{line(g.i), line(g.j), static_cast<U>(g.c),
@@ -248,6 +248,12 @@ tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inver
   return plan;
 }
 
+/// Whether every line offset of a tile (R rows `row_stride` apart) fits line_rotation's int32.
+template <class U>
+bool tile_offsets_fit(std::size_t row_stride) noexcept {
+  return row_stride <= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()) / givens_tile_rows<U>;
+}
+
 /// Applies the stages (inverse: reversed, inverted) to every row of x; validated by the caller.
 template <class T, class U>
 void apply_stages_to_rows(std::span<const givens_stage<T>> stages, bool inverse, matrix_view<U> x) {
@@ -258,7 +264,7 @@ void apply_stages_to_rows(std::span<const givens_stage<T>> stages, bool inverse,
   spans.reserve(stages.size());
   for (const auto& stage : stages)
     if (!stage.empty()) spans.push_back({stage.rotations().data(), stage.size()});
-  if (x.rows() >= givens_tile_rows<U>) {
+  if (x.rows() >= givens_tile_rows<U> && tile_offsets_fit<U>(x.row_stride())) {
     const tile_plan<U> plan = make_tile_plan<T, U>(spans, inverse, x.cols(), x.row_stride(), x.data());
     // Transposing a block in and out costs about as much as rotating ~2 channel pairs row by row:
     // below that density the direct path wins (a sparse list on many tokens).

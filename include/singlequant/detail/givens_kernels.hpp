@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "../simd.hpp"
@@ -280,7 +281,7 @@ SINGLEQUANT_INLINE void transpose_block_halves(U* p, std::size_t stride) noexcep
 /// data type (s negated when inverting).
 template <class U>
 struct line_rotation {
-  std::ptrdiff_t i = 0, j = 0;
+  std::int32_t i = 0, j = 0;  // 16 bytes for float: the plan is read once per tile
   U c = 0, s = 0;
 };
 
