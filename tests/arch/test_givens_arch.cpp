@@ -90,6 +90,17 @@ TEST_CASE_TEMPLATE("givens: tiled SIMD path equals the scalar path (float data)"
       }
 }
 
+TEST_CASE_TEMPLATE("givens: tiled SIMD path equals the scalar path on wide rows", T, float, double) {
+  // More than 32 blocks (the kernel transposes the last tile out 32 blocks away from the next
+  // one in) and row strides that are multiples of 4 KiB.
+  std::uint64_t seed = 200;
+  for (bool inverse : {false, true}) {
+    check_tiled_against_scalar<T, float>(24, 1024, 1024, 1, true, inverse, ++seed);
+    check_tiled_against_scalar<T, float>(19, 601, 608, 3, true, inverse, ++seed);
+    check_tiled_against_scalar<T, double>(12, 512, 512, 2, true, inverse, ++seed);
+  }
+}
+
 TEST_CASE_TEMPLATE("givens: tiled SIMD path equals the scalar path (double data)", T, float, double) {
   std::uint64_t seed = 100;
   for (std::size_t rows : {8u, 9u, 23u, 32u})
