@@ -240,13 +240,12 @@ SINGLEQUANT_INLINE void prefetch_for_write(const T* x, std::size_t n) noexcept {
 #endif
 }
 
-/// Runs radix_block<2^bits> over every group of a pass whose lowest level has stride `stride`.
-/// prefetch (leaf passes, may be null): the same offsets of the next row, fetched as this one is read.
-template <bool Leaf, bool Last, class T, class Arch>
+/// Runs radix_block<2^bits> (levels across registers only) over every group of a pass whose lowest
+/// level has stride `stride` (a runtime value: the passes above an L1 block; see fwht_fixed below).
+template <bool Last, class T, class Arch>
 void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
                 const lane_context<T, Arch>& lanes, std::type_identity_t<T> scale,
-                const std::type_identity_t<T>* in_signs, const std::type_identity_t<T>* out_signs,
-                const std::type_identity_t<T>* prefetch = nullptr) noexcept {
+                const std::type_identity_t<T>* out_signs) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   const std::size_t span = stride << bits;
   auto run = [&](auto radix) {
@@ -254,10 +253,8 @@ void radix_pass(T* x, std::size_t n, std::size_t stride, std::size_t bits,
     for (std::size_t base = 0; base < n; base += span)
       for (std::size_t j = 0; j < stride; j += W) {
         const std::size_t offset = base + j;
-        if (prefetch != nullptr) prefetch_for_write<Arch>(prefetch + offset, R * W);
-        radix_block<R, Leaf, Last>(x + offset, stride, lanes, scale,
-                                   in_signs != nullptr ? in_signs + offset : nullptr,
-                                   out_signs != nullptr ? out_signs + offset : nullptr);
+        radix_block<R, false, Last>(x + offset, stride, lanes, scale, static_cast<const T*>(nullptr),
+                                    out_signs != nullptr ? out_signs + offset : nullptr);
       }
   };
   switch (bits) {
@@ -282,9 +279,9 @@ void strided_levels(T* x, std::size_t n, std::size_t low_bit, std::size_t high_b
     const std::size_t bits = (total - (bit - low_bit) + (passes - pass) - 1) / (passes - pass);
     const bool last = finish && pass + 1 == passes;
     if (last)
-      radix_pass<false, true>(x, n, std::size_t{1} << bit, bits, lanes, scale, nullptr, out_signs);
+      radix_pass<true>(x, n, std::size_t{1} << bit, bits, lanes, scale, out_signs);
     else
-      radix_pass<false, false>(x, n, std::size_t{1} << bit, bits, lanes, T(1), nullptr, nullptr);
+      radix_pass<false>(x, n, std::size_t{1} << bit, bits, lanes, T(1), nullptr);
     bit += bits;
   }
 }
