@@ -77,8 +77,11 @@ TEST_CASE_TEMPLATE("mix (the +-1 block product): SIMD path equals the scalar pat
         const auto x = sq_test::random_normal<T>(k * m, k + m);
         const auto signs = random_signs<T>(k * m, m);
         auto simd = x, scalar = x;
-        hadamard_kernel<test_arch>::mix(simd.data(), m, plan, T(0.125), signs.data(), scratch.data());
-        hadamard_kernel<scalar_arch>::mix(scalar.data(), m, plan, T(0.125), signs.data(), scratch.data());
+        // With a prefetch range (the next block of a batch), which must not change the result.
+        hadamard_kernel<test_arch>::mix(simd.data(), m, plan, T(0.125), signs.data(), scratch.data(),
+                                        x.data(), x.size());
+        hadamard_kernel<scalar_arch>::mix(scalar.data(), m, plan, T(0.125), signs.data(), scratch.data(),
+                                          nullptr, 0);
         INFO("K = " << k << " m = " << m << " transpose " << transpose);
         CHECK(std::memcmp(simd.data(), scalar.data(), k * m * sizeof(T)) == 0);
         // Signed zeros (the tables' negated half must be an exact sign flip on every path) and an
@@ -87,14 +90,14 @@ TEST_CASE_TEMPLATE("mix (the +-1 block product): SIMD path equals the scalar pat
         for (std::size_t i = 0; i < k * m; ++i) zeros[i] = i % 3 == 0 ? T(0) : i % 3 == 1 ? -T(0) : x[i];
         zeros[m + m / 2] = std::numeric_limits<T>::infinity();
         auto simd_zeros = zeros, scalar_zeros = zeros;
-        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data());
-        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
+        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
         CHECK(std::memcmp(simd_zeros.data(), scalar_zeros.data(), k * m * sizeof(T)) == 0);
         std::fill(zeros.begin(), zeros.end(), T(0));
         simd_zeros = zeros;
         scalar_zeros = zeros;
-        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data());
-        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data());
+        hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
+        hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
         CHECK(std::memcmp(simd_zeros.data(), scalar_zeros.data(), k * m * sizeof(T)) == 0);
       }
     }

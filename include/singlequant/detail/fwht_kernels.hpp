@@ -18,7 +18,8 @@
 // (half of them met in the middle, one addition each, the other half by exact negation), and every
 // output adds one table entry per group: about (K / g) (2^g + K) additions per column instead of K^2.
 // The lookups are bound by the loads of table entries (measured here: ~4.5 memory-operand 512-bit
-// adds per ns against ~7 register adds), so the schedule minimises K^2 / g + K 2^g / g.
+// adds per ns against ~7 register adds), so the schedule minimises K^2 / g + K 2^g / g. In a
+// memory-resident batch the next block is prefetched, a few lines per 8 outputs, while one is mixed.
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
@@ -228,12 +229,12 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
   }
 }
 
-/// Prefetches the cache lines of x[0..n) with intent to write.
-template <class Arch, class T>
-SINGLEQUANT_INLINE void prefetch_for_write(const T* x, std::size_t n) noexcept {
+/// Prefetches the cache lines of x[0..n) into L1, with intent to write when ForWrite.
+template <class Arch, bool ForWrite = true, class T>
+SINGLEQUANT_INLINE void prefetch_lines(const T* x, std::size_t n) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
   const char* p = reinterpret_cast<const char*>(x);
-  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64) __builtin_prefetch(p + offset, 1, 3);
+  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64) __builtin_prefetch(p + offset, ForWrite ? 1 : 0, 3);
 #else
   static_cast<void>(x);
   static_cast<void>(n);
@@ -311,7 +312,7 @@ SINGLEQUANT_INLINE void fixed_strided_levels(T* x, T scale, const T* out_signs, 
       const std::size_t offset = base + j;
       if constexpr (last) {
         if (prefetch != nullptr && next < prefetch + N / 2) {
-          prefetch_for_write<Arch>(next, prefetch_step);
+          prefetch_lines<Arch>(next, prefetch_step);
           next += prefetch_step;
         }
       }
@@ -329,7 +330,7 @@ SINGLEQUANT_INLINE void fixed_leaf_pass(T* x, T scale, const T* in_signs, const 
                                         const lane_context<T, Arch>& lanes, const T* prefetch) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size, span = W << LeafBits;
   for (std::size_t base = 0; base < N; base += span) {
-    if (prefetch != nullptr) prefetch_for_write<Arch>(prefetch + base * Prefetched / N, span * Prefetched / N);
+    if (prefetch != nullptr) prefetch_lines<Arch>(prefetch + base * Prefetched / N, span * Prefetched / N);
     radix_block<std::size_t{1} << LeafBits, true, Last>(x + base, W, lanes, scale,
                                                         in_signs != nullptr ? in_signs + base : nullptr,
                                                         out_signs != nullptr ? out_signs + base : nullptr);
@@ -574,11 +575,30 @@ void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, s
   }
 }
 
+/// Prefetch spread over the steps of a loop: each step() fetches the next `per_step` elements of
+/// [next, end) into L1 (mix: the next block of a memory-resident batch, while this one is mixed).
+template <class T>
+struct prefetch_cursor {
+  const T* next = nullptr;
+  const T* end = nullptr;
+  std::size_t per_step = 0;
+
+  template <class Arch>
+  SINGLEQUANT_INLINE void step() noexcept {
+    if (next >= end) return;
+    const std::size_t count = static_cast<std::size_t>(end - next) < per_step ? static_cast<std::size_t>(end - next)
+                                                                             : per_step;
+    prefetch_lines<Arch, false>(next, count);
+    next += count;
+  }
+};
+
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
-/// most one table entry and a multiple of Tile::width. tables and acc are scratch.
-template <class Tile, class T>
+/// most one table entry and a multiple of Tile::width. tables and acc are scratch; every 8 outputs
+/// step `ahead`.
+template <class Tile, class Arch, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
-                 T scale, const T* out_signs, T* tables, T* acc) noexcept {
+                 T scale, const T* out_signs, T* tables, T* acc, prefetch_cursor<T>& ahead) noexcept {
   constexpr std::size_t W = Tile::width;
   const std::size_t g = plan.group_size;
   for (std::size_t chunk = 0; chunk < plan.groups; chunk += plan.chunk_groups) {
@@ -603,36 +623,50 @@ void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mi
     for (; v + 2 * W <= cols; v += 2 * W) {  // two column tiles per index load
       constexpr std::size_t outputs = mix_accumulators<Tile>() / 2;
       std::size_t r = 0;
-      for (; r + outputs <= plan.k; r += outputs)
+      for (; r + outputs <= plan.k; r += outputs) {
+        ahead.template step<Arch>();
         accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+      }
       for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
     }
     for (; v < cols; v += W) {
       std::size_t r = 0;
-      for (; r + 8 <= plan.k; r += 8)
+      for (; r + 8 <= plan.k; r += 8) {
+        ahead.template step<Arch>();
         accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      }
       for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
     }
   }
 }
 
 template <class T, class Arch>
-void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_signs,
-              T* scratch) noexcept {
+void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_signs, T* scratch,
+              const T* prefetch, std::size_t prefetch_elements) noexcept {
   using tile = column_tile<T, Arch>;
   constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
   T* acc = scratch + (plan.chunk_groups * mix_table_stride(plan.group_size) + 1) * entry;
   const std::size_t cols = m < entry ? m : entry;
+  prefetch_cursor<T> ahead;
+  if (prefetch != nullptr) {
+    // Spread over the steps of mix_columns (one per 8 outputs, per chunk, per column range), so
+    // that the fetches overlap the lookups instead of arriving in one burst.
+    const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
+    const std::size_t steps = (m + cols - 1) / cols * chunks * (plan.k / 8 + 1);
+    const std::size_t line = 64 / sizeof(T);
+    ahead = prefetch_cursor<T>{prefetch, prefetch + prefetch_elements,
+                               ((prefetch_elements + steps - 1) / steps + line - 1) / line * line};
+  }
   if constexpr (!simd::is_scalar_v<Arch>) {
     if (cols >= tile::width) {
       for (std::size_t q0 = 0; q0 < m; q0 += cols)
-        mix_columns<tile>(x, m, q0, cols, plan, scale, out_signs, scratch, acc);
+        mix_columns<tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
       return;
     }
   }
   using scalar_tile = column_tile<T, Arch, true>;
   for (std::size_t q0 = 0; q0 < m; q0 += cols)
-    mix_columns<scalar_tile>(x, m, q0, cols, plan, scale, out_signs, scratch, acc);
+    mix_columns<scalar_tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
 }
 
 template <class T, class Arch>
@@ -704,11 +738,13 @@ struct hadamard_kernel {
                         double scale, const double* in_signs, const double* out_signs,
                         std::size_t sign_stride) noexcept;
   /// y_r = scale * sum_s C[s][r] z_s .* out_signs_r over the K blocks of length m of x (in place);
-  /// scratch: mix_scratch_elements<T>(...) elements.
+  /// scratch: mix_scratch_elements<T>(...) elements. prefetch[0, prefetch_elements) (may be null:
+  /// the next block of a batch) is fetched into L1 along the way; it does not change the result.
   static void mix(float* x, std::size_t m, const mix_plan& plan, float scale, const float* out_signs,
-                  float* scratch) noexcept;
+                  float* scratch, const float* prefetch, std::size_t prefetch_elements) noexcept;
   static void mix(double* x, std::size_t m, const mix_plan& plan, double scale,
-                  const double* out_signs, double* scratch) noexcept;
+                  const double* out_signs, double* scratch, const double* prefetch,
+                  std::size_t prefetch_elements) noexcept;
 };
 
 template <class Arch>
@@ -735,13 +771,15 @@ void hadamard_kernel<Arch>::fwht_rows(double* x, std::size_t rows, std::size_t r
 }
 template <class Arch>
 void hadamard_kernel<Arch>::mix(float* x, std::size_t m, const mix_plan& plan, float scale,
-                                const float* out_signs, float* scratch) noexcept {
-  mix_impl<float, Arch>(x, m, plan, scale, out_signs, scratch);
+                                const float* out_signs, float* scratch, const float* prefetch,
+                                std::size_t prefetch_elements) noexcept {
+  mix_impl<float, Arch>(x, m, plan, scale, out_signs, scratch, prefetch, prefetch_elements);
 }
 template <class Arch>
 void hadamard_kernel<Arch>::mix(double* x, std::size_t m, const mix_plan& plan, double scale,
-                                const double* out_signs, double* scratch) noexcept {
-  mix_impl<double, Arch>(x, m, plan, scale, out_signs, scratch);
+                                const double* out_signs, double* scratch, const double* prefetch,
+                                std::size_t prefetch_elements) noexcept {
+  mix_impl<double, Arch>(x, m, plan, scale, out_signs, scratch, prefetch, prefetch_elements);
 }
 
 SINGLEQUANT_EXTERN_KERNEL(hadamard_kernel)
