@@ -593,6 +593,16 @@ struct prefetch_cursor {
   }
 };
 
+/// How many times mix_columns<Tile> steps its prefetch cursor over all column ranges (at least 1).
+template <class Tile>
+std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& plan) noexcept {
+  constexpr std::size_t W = Tile::width, outputs = mix_accumulators<Tile>() / 2;
+  const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
+  const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / 8);
+  const std::size_t steps = (m + cols - 1) / cols * chunks * per_chunk;
+  return steps > 0 ? steps : 1;
+}
+
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
 /// most one table entry and a multiple of Tile::width. tables and acc are scratch; every 8 outputs
 /// step `ahead`.
@@ -647,26 +657,26 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
   constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
   T* acc = scratch + (plan.chunk_groups * mix_table_stride(plan.group_size) + 1) * entry;
   const std::size_t cols = m < entry ? m : entry;
-  prefetch_cursor<T> ahead;
-  if (prefetch != nullptr) {
-    // Spread over the steps of mix_columns (one per 8 outputs, per chunk, per column range), so
-    // that the fetches overlap the lookups instead of arriving in one burst.
-    const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
-    const std::size_t steps = (m + cols - 1) / cols * chunks * (plan.k / 8 + 1);
-    const std::size_t line = 64 / sizeof(T);
-    ahead = prefetch_cursor<T>{prefetch, prefetch + prefetch_elements,
-                               ((prefetch_elements + steps - 1) / steps + line - 1) / line * line};
-  }
+  // The prefetch is spread evenly over the steps of mix_columns, so that the fetches overlap the
+  // lookups instead of arriving in one burst.
+  auto run = [&](auto tile_tag) {
+    using Tile = typename decltype(tile_tag)::type;
+    prefetch_cursor<T> ahead;
+    if (prefetch != nullptr) {
+      const std::size_t steps = mix_prefetch_steps<Tile>(m, cols, plan), line = 64 / sizeof(T);
+      ahead = prefetch_cursor<T>{prefetch, prefetch + prefetch_elements,
+                                 ((prefetch_elements + steps - 1) / steps + line - 1) / line * line};
+    }
+    for (std::size_t q0 = 0; q0 < m; q0 += cols)
+      mix_columns<Tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+  };
   if constexpr (!simd::is_scalar_v<Arch>) {
     if (cols >= tile::width) {
-      for (std::size_t q0 = 0; q0 < m; q0 += cols)
-        mix_columns<tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+      run(std::type_identity<tile>{});
       return;
     }
   }
-  using scalar_tile = column_tile<T, Arch, true>;
-  for (std::size_t q0 = 0; q0 < m; q0 += cols)
-    mix_columns<scalar_tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+  run(std::type_identity<column_tile<T, Arch, true>>{});
 }
 
 template <class T, class Arch>
