@@ -365,7 +365,9 @@ class hadamard_transform {
           kernel::fwht_rows(row + b0, s.base, s.pow2, s.log2_pow2, T(1), inverse ? nullptr : d,
                             nullptr, s.pow2);
           // The next block (of this row, else of the next row) is fetched while this one is mixed.
-          const T* next = b0 + s.block < s.n ? row + b0 + s.block : i + 1 < rows ? row + row_stride : nullptr;
+          const T* next = b0 + s.block < s.n ? row + b0 + s.block
+                          : i + 1 < rows     ? row + row_stride
+                                             : nullptr;
           kernel::mix(row + b0, s.pow2, plan, s.scale, inverse ? d : nullptr, scratch, next, s.block);
         }
       }

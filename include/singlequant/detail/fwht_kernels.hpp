@@ -19,7 +19,8 @@
 // output adds one table entry per group: about (K / g) (2^g + K) additions per column instead of K^2.
 // The lookups are bound by the loads of table entries (measured here: ~4.5 memory-operand 512-bit
 // adds per ns against ~7 register adds), so the schedule minimises K^2 / g + K 2^g / g. In a
-// memory-resident batch the next block is prefetched, a few lines per 8 outputs, while one is mixed.
+// memory-resident batch the next block is prefetched, a few lines per block of outputs, while one
+// is mixed.
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
@@ -234,7 +235,8 @@ template <class Arch, bool ForWrite = true, class T>
 SINGLEQUANT_INLINE void prefetch_lines(const T* x, std::size_t n) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
   const char* p = reinterpret_cast<const char*>(x);
-  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64) __builtin_prefetch(p + offset, ForWrite ? 1 : 0, 3);
+  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64)
+    __builtin_prefetch(p + offset, ForWrite ? 1 : 0, 3);
 #else
   static_cast<void>(x);
   static_cast<void>(n);
@@ -586,8 +588,8 @@ struct prefetch_cursor {
   template <class Arch>
   SINGLEQUANT_INLINE void step() noexcept {
     if (next >= end) return;
-    const std::size_t count = static_cast<std::size_t>(end - next) < per_step ? static_cast<std::size_t>(end - next)
-                                                                             : per_step;
+    const auto left = static_cast<std::size_t>(end - next);
+    const std::size_t count = left < per_step ? left : per_step;
     prefetch_lines<Arch, false>(next, count);
     next += count;
   }
@@ -604,8 +606,8 @@ std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& 
 }
 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
-/// most one table entry and a multiple of Tile::width. tables and acc are scratch; every 8 outputs
-/// step `ahead`.
+/// most one table entry and a multiple of Tile::width. tables and acc are scratch; every block of
+/// outputs steps `ahead` once.
 template <class Tile, class Arch, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
                  T scale, const T* out_signs, T* tables, T* acc, prefetch_cursor<T>& ahead) noexcept {
