@@ -101,8 +101,8 @@ T* thread_scratch(std::size_t elements) {
 }
 
 /// Four-Russians schedule of C for y_r = sum_s C[s][r] z_s, C = H (transpose = false) or H^T, with
-/// table offsets for elements of `element_bytes` bytes (see mix_plan). group_size / chunk_groups
-/// nonzero override the cost model (diagnostics).
+/// table offsets for elements of `element_bytes` bytes (see mix_plan). forced_group_size /
+/// forced_chunk_groups nonzero override the cost model (the arch tests cover every group size).
 struct mix_schedule {
   std::size_t group_size = 1, groups = 0, chunk_groups = 1;
   std::vector<std::uint16_t> lookup;

@@ -104,6 +104,40 @@ TEST_CASE_TEMPLATE("mix (the +-1 block product): SIMD path equals the scalar pat
   }
 }
 
+TEST_CASE_TEMPLATE("mix: every group size and chunk split gives the scalar path's result bit for bit", T,
+                   float, double) {
+  // The cost model picks g = 3..5 for the orders LLMs use; the other table builders (g = 1..8)
+  // and one-table chunks must agree all the same.
+  for (std::size_t k : {20u, 172u}) {
+    const auto h = singlequant::detail::cached_hadamard(k);
+    for (std::size_t g = 1; g <= 8; ++g)
+      for (std::size_t chunk : {std::size_t{1}, std::size_t{0}}) {  // 0: the cost model's chunk
+        const singlequant::detail::mix_schedule schedule(*h, k, false, sizeof(T), g, chunk);
+        REQUIRE(schedule.group_size == g);
+        const auto plan = schedule.plan(k);
+        std::vector<T> scratch(
+            singlequant::detail::mix_scratch_elements<T>(k, schedule.group_size, schedule.chunk_groups));
+        for (std::size_t m : {1u, 16u, 64u}) {
+          const auto x = sq_test::random_normal<T>(k * m, k + m + g);
+          auto simd = x, scalar = x;
+          hadamard_kernel<test_arch>::mix(simd.data(), m, plan, T(0.5), nullptr, scratch.data(), nullptr, 0);
+          hadamard_kernel<scalar_arch>::mix(scalar.data(), m, plan, T(0.5), nullptr, scratch.data(), nullptr, 0);
+          INFO("K = " << k << " g = " << g << " chunk_groups = " << schedule.chunk_groups << " m = " << m);
+          CHECK(std::memcmp(simd.data(), scalar.data(), k * m * sizeof(T)) == 0);
+          // And the dense product y_r = 0.5 sum_s H[s][r] z_s, in double.
+          double worst = 0;
+          for (std::size_t r = 0; r < k; ++r)
+            for (std::size_t q = 0; q < m; ++q) {
+              double y = 0;
+              for (std::size_t t = 0; t < k; ++t) y += (*h)[t * k + r] * static_cast<double>(x[t * m + q]);
+              worst = std::max(worst, std::abs(0.5 * y - static_cast<double>(simd[r * m + q])));
+            }
+          CHECK(worst <= 64 * static_cast<double>(std::numeric_limits<T>::epsilon()) * static_cast<double>(k));
+        }
+      }
+  }
+}
+
 TEST_CASE_TEMPLATE("kronecker apply_rows: SIMD path equals the scalar path to rounding", T, float, double) {
   for (auto [a, b] : {std::pair<std::size_t, std::size_t>{3, 5}, {12, 64}, {7, 33}, {16, 16}}) {
     const auto r1 = sq_test::random_normal<T>(a * a, a), r2 = sq_test::random_normal<T>(b * b, b);
