@@ -230,18 +230,99 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
   }
 }
 
-/// Prefetches the cache lines of x[0..n) into L1, with intent to write when ForWrite.
-template <class Arch, bool ForWrite = true, class T>
-SINGLEQUANT_INLINE void prefetch_lines(const T* x, std::size_t n) noexcept {
+/// Prefetches a memory region a few cache lines per step() (the next block of a memory-resident
+/// batch, while this one is transformed) in page-interleaved order: line k of every 4 KiB chunk of
+/// the region before line k + 1 of any, so that the hardware stream prefetcher runs ahead in all
+/// of its pages at once instead of in one page after another (measured here on 64 MiB batches:
+/// 4096-float rows +20-30%, 16384 +30-40% against a sequential order). Regions up to 16 KiB go to
+/// L1 (with intent to write when for_write: the transforms work in place); larger ones to L2 only,
+/// as they would not fit in L1 beside the block being transformed. N > 0: a region of exactly N
+/// elements, its order fixed at compile time (the FWHT passes, whose ALU ports it shares).
+template <class T, std::size_t N = 0>
+class prefetch_cursor {
+  static constexpr std::size_t line_bytes = 64, chunk_bytes = 4096;
+  static constexpr std::size_t chunk_lines = chunk_bytes / line_bytes;
+  static constexpr std::size_t chunks_for(std::size_t lines) noexcept {
+    return lines > chunk_lines ? (lines + chunk_lines - 1) / chunk_lines : 1;
+  }
+
+ public:
+  prefetch_cursor() = default;
+  /// Lines of [begin, begin + elements) (elements == N if N > 0); a null begin fetches nothing.
+  prefetch_cursor(const T* begin, std::size_t elements, bool for_write) noexcept
+      : base_(reinterpret_cast<const char*>(begin)),
+        lines_(begin == nullptr ? 0 : (elements * sizeof(T) + line_bytes - 1) / line_bytes),
+        chunks_(chunks_for(lines_)),
+        steps_(chunks_ > 1 ? chunks_ * chunk_lines : lines_),
+        to_l2_(elements * sizeof(T) > 16384),
+        for_write_(for_write) {
+    if constexpr (N > 0)
+      if (begin == nullptr) next_ = fixed_steps;
+  }
+
+  /// Steps of the order left (a few may fall past the end of the region and fetch nothing).
+  [[nodiscard]] std::size_t remaining() const noexcept { return steps() - next_; }
+  /// Lines per step() when the rest is spread over `calls` calls.
+  void spread_over(std::size_t calls) noexcept {
+    per_step_ = (remaining() + calls - 1) / (calls > 0 ? calls : 1);
+  }
+
+  template <class Arch>
+  SINGLEQUANT_INLINE void step() noexcept {
+    const std::size_t end = next_ + per_step_ < steps() ? next_ + per_step_ : steps();
+    for (; next_ < end; ++next_) {
+      const std::size_t line = next_ % chunks() * chunk_lines + next_ / chunks();
+      if (N > 0 || line < lines_) fetch<Arch>(base_ + line * line_bytes);
+    }
+  }
+
+  /// N > 0: the next Lines steps, unrolled with constant offsets (Lines and the chunk count are
+  /// powers of two, so one divides the other and a step spans whole rounds or part of one round).
+  template <class Arch, std::size_t Lines>
+  SINGLEQUANT_INLINE void step_fixed() noexcept {
+    static_assert(N > 0 && (Lines % fixed_chunks == 0 || fixed_chunks % Lines == 0));
+    if (next_ >= fixed_steps) return;
+    const char* const round = base_ + next_ / fixed_chunks * line_bytes;  // line k of chunk 0
+    if constexpr (Lines % fixed_chunks == 0) {
+      SINGLEQUANT_UNROLL
+      for (std::size_t t = 0; t < Lines; ++t)
+        fetch<Arch>(round + t / fixed_chunks * line_bytes + t % fixed_chunks * chunk_bytes);
+    } else {
+      const char* const first = round + next_ % fixed_chunks * chunk_bytes;
+      SINGLEQUANT_UNROLL
+      for (std::size_t t = 0; t < Lines; ++t) fetch<Arch>(first + t * chunk_bytes);
+    }
+    next_ += Lines;
+  }
+
+  /// N > 0: steps in the whole order.
+  static constexpr std::size_t fixed_lines = (N * sizeof(T) + line_bytes - 1) / line_bytes;
+  static constexpr std::size_t fixed_chunks = chunks_for(fixed_lines);
+  static constexpr std::size_t fixed_steps =
+      fixed_chunks > 1 ? fixed_chunks * chunk_lines : fixed_lines;
+
+ private:
+  static_assert(fixed_chunks == 1 || N * sizeof(T) % chunk_bytes == 0,
+                "prefetch_cursor<T, N>: whole 4 KiB chunks");
+  [[nodiscard]] std::size_t chunks() const noexcept { return N > 0 ? fixed_chunks : chunks_; }
+  [[nodiscard]] std::size_t steps() const noexcept { return N > 0 ? fixed_steps : steps_; }
+  template <class Arch>  // per ISA, as every kernel helper (see above)
+  SINGLEQUANT_INLINE void fetch(const char* line) const noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-  const char* p = reinterpret_cast<const char*>(x);
-  for (std::size_t offset = 0; offset < n * sizeof(T); offset += 64)
-    __builtin_prefetch(p + offset, ForWrite ? 1 : 0, 3);
+    if (N > 0 ? N * sizeof(T) > 16384 : to_l2_)
+      __builtin_prefetch(line, 0, 2);
+    else if (for_write_)
+      __builtin_prefetch(line, 1, 3);
+    else
+      __builtin_prefetch(line, 0, 3);
 #else
-  static_cast<void>(x);
-  static_cast<void>(n);
+    static_cast<void>(line);
 #endif
-}
+  }
+  const char* base_ = nullptr;
+  std::size_t lines_ = 0, chunks_ = 1, steps_ = 0, next_ = 0, per_step_ = 0;
+  bool to_l2_ = false, for_write_ = false;
+};
 
 /// Runs radix_block<2^bits> (levels across registers only) over every group of a pass whose lowest
 /// level has stride `stride` (a runtime value: the passes above an L1 block; see fwht_fixed below).
@@ -297,42 +378,40 @@ constexpr std::size_t max_radix_bits() noexcept {
 
 /// Levels [Bit, High) of an N-vector as balanced strided radix passes of at most MaxBits levels
 /// (the split of strided_levels), every stride a compile-time constant; the last pass applies scale
-/// and output signs, and prefetches prefetch[0, N / 2) (may be null) evenly over its blocks.
+/// and output signs, and spreads the rest of `ahead` evenly over its blocks.
 template <std::size_t N, std::size_t Bit, std::size_t High, std::size_t MaxBits, class T, class Arch>
 SINGLEQUANT_INLINE void fixed_strided_levels(T* x, T scale, const T* out_signs, const lane_context<T, Arch>& lanes,
-                                             const T* prefetch) noexcept {
+                                             prefetch_cursor<T, N>& ahead) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   constexpr std::size_t total = High - Bit, passes = (total + MaxBits - 1) / MaxBits;
   constexpr std::size_t bits = (total + passes - 1) / passes;
   constexpr std::size_t stride = std::size_t{1} << Bit, span = stride << bits;
   constexpr bool last = Bit + bits == High;
-  constexpr std::size_t per_block = N / 2 / (N / (W << bits)), line = 64 / sizeof(T);
-  constexpr std::size_t prefetch_step = per_block > line ? per_block : line;
-  const T* next = prefetch;
+  // The last pass fetches the second half of the order, over its N / (W 2^bits) blocks.
+  constexpr std::size_t per_block = prefetch_cursor<T, N>::fixed_steps / 2 / (N / (W << bits));
   for (std::size_t base = 0; base < N; base += span)
     for (std::size_t j = 0; j < stride; j += W) {
       const std::size_t offset = base + j;
-      if constexpr (last) {
-        if (prefetch != nullptr && next < prefetch + N / 2) {
-          prefetch_lines<Arch>(next, prefetch_step);
-          next += prefetch_step;
-        }
-      }
+      if constexpr (last) ahead.template step_fixed<Arch, (per_block > 0 ? per_block : 1)>();
       radix_block<std::size_t{1} << bits, false, last>(x + offset, stride, lanes, last ? scale : T(1),
                                                        static_cast<const T*>(nullptr),
                                                        last && out_signs != nullptr ? out_signs + offset : nullptr);
     }
-  if constexpr (!last) fixed_strided_levels<N, Bit + bits, High, MaxBits>(x, scale, out_signs, lanes, prefetch);
+  if constexpr (!last)
+    fixed_strided_levels<N, Bit + bits, High, MaxBits>(x, scale, out_signs, lanes, ahead);
 }
 
-/// The leaf pass of fwht_fixed: in-register levels and LeafBits levels across registers;
-/// prefetches prefetch[0, Prefetched) (may be null) evenly over its blocks.
-template <std::size_t N, std::size_t LeafBits, bool Last, std::size_t Prefetched, class T, class Arch>
+/// The leaf pass of fwht_fixed: in-register levels and LeafBits levels across registers; fetches
+/// the first half of `ahead`'s order over its blocks (all of it when Last).
+template <std::size_t N, std::size_t LeafBits, bool Last, class T, class Arch>
 SINGLEQUANT_INLINE void fixed_leaf_pass(T* x, T scale, const T* in_signs, const T* out_signs,
-                                        const lane_context<T, Arch>& lanes, const T* prefetch) noexcept {
+                                        const lane_context<T, Arch>& lanes,
+                                        prefetch_cursor<T, N>& ahead) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size, span = W << LeafBits;
+  constexpr std::size_t per_block =
+      prefetch_cursor<T, N>::fixed_steps / (Last ? 1 : 2) / (N / span);
   for (std::size_t base = 0; base < N; base += span) {
-    if (prefetch != nullptr) prefetch_lines<Arch>(prefetch + base * Prefetched / N, span * Prefetched / N);
+    ahead.template step_fixed<Arch, (per_block > 0 ? per_block : 1)>();
     radix_block<std::size_t{1} << LeafBits, true, Last>(x + base, W, lanes, scale,
                                                         in_signs != nullptr ? in_signs + base : nullptr,
                                                         out_signs != nullptr ? out_signs + base : nullptr);
@@ -354,20 +433,20 @@ void fwht_fixed(T* x, T scale, const T* in_signs, const T* out_signs, const lane
   // unspilled).
   // Memory-resident batches pass the next row as `prefetch`: its first half is fetched during the
   // leaf pass and its second half during the last pass, so the loads stream all the time.
-  constexpr std::size_t leaf_prefetched = leaf_only ? n : n / 2;
+  prefetch_cursor<T, n> ahead(prefetch, n, true);
   const T* const none = nullptr;
   const T leaf_scale = leaf_only ? scale : T(1);
   const T* const last_signs = leaf_only ? out_signs : nullptr;
   if (in_signs == nullptr && last_signs == nullptr)
-    fixed_leaf_pass<n, leaf_bits, leaf_only, leaf_prefetched>(x, leaf_scale, none, none, lanes, prefetch);
+    fixed_leaf_pass<n, leaf_bits, leaf_only>(x, leaf_scale, none, none, lanes, ahead);
   else
-    fixed_leaf_pass<n, leaf_bits, leaf_only, leaf_prefetched>(x, leaf_scale, in_signs, last_signs, lanes, prefetch);
+    fixed_leaf_pass<n, leaf_bits, leaf_only>(x, leaf_scale, in_signs, last_signs, lanes, ahead);
   if constexpr (!leaf_only) {
-    const T* const rest = prefetch != nullptr ? prefetch + n / 2 : nullptr;
     if (out_signs == nullptr)
-      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, none, lanes, rest);
+      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, none, lanes, ahead);
     else
-      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, out_signs, lanes, rest);
+      fixed_strided_levels<n, log2_w + leaf_bits, Log2N, radix_bits>(x, scale, out_signs, lanes,
+                                                                     ahead);
   }
 }
 
@@ -577,24 +656,6 @@ void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, s
   }
 }
 
-/// Prefetch spread over the steps of a loop: each step() fetches the next `per_step` elements of
-/// [next, end) into L1 (mix: the next block of a memory-resident batch, while this one is mixed).
-template <class T>
-struct prefetch_cursor {
-  const T* next = nullptr;
-  const T* end = nullptr;
-  std::size_t per_step = 0;
-
-  template <class Arch>
-  SINGLEQUANT_INLINE void step() noexcept {
-    if (next >= end) return;
-    const auto left = static_cast<std::size_t>(end - next);
-    const std::size_t count = left < per_step ? left : per_step;
-    prefetch_lines<Arch, false>(next, count);
-    next += count;
-  }
-};
-
 /// How many times mix_columns<Tile> steps its prefetch cursor over all column ranges (at least 1).
 template <class Tile>
 std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& plan) noexcept {
@@ -663,12 +724,8 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
   // lookups instead of arriving in one burst.
   auto run = [&](auto tile_tag) {
     using Tile = typename decltype(tile_tag)::type;
-    prefetch_cursor<T> ahead;
-    if (prefetch != nullptr) {
-      const std::size_t steps = mix_prefetch_steps<Tile>(m, cols, plan), line = 64 / sizeof(T);
-      ahead = prefetch_cursor<T>{prefetch, prefetch + prefetch_elements,
-                                 ((prefetch_elements + steps - 1) / steps + line - 1) / line * line};
-    }
+    prefetch_cursor<T> ahead(prefetch, prefetch_elements, false);
+    ahead.spread_over(mix_prefetch_steps<Tile>(m, cols, plan));
     for (std::size_t q0 = 0; q0 < m; q0 += cols)
       mix_columns<Tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
   };
