@@ -375,6 +375,73 @@ TEST_CASE("Hadamard transforms propagate NaN and Inf without crashing") {
   CHECK(std::all_of(zero.begin(), zero.end(), [](double v) { return v == 0.0; }));
 }
 
+namespace {
+
+/// Line offsets (from `region`) a prefetch cursor visits, step by step, until it is exhausted.
+template <class Cursor, class Step>
+std::vector<std::ptrdiff_t> visited_lines(Cursor& cursor, const float* region, Step step) {
+  std::vector<std::ptrdiff_t> lines;
+  const auto record = [&](const char* line) {
+    lines.push_back((line - reinterpret_cast<const char*>(region)) / 64);
+  };
+  for (std::size_t calls = 0; cursor.remaining() > 0 && calls < 100000; ++calls) step(cursor, record);
+  return lines;
+}
+
+/// Every line of an `elements`-float region exactly once, the first line of every 4 KiB chunk
+/// first (page-interleaved order).
+void check_interleaved_cover(const std::vector<std::ptrdiff_t>& lines, std::size_t elements) {
+  const std::size_t count = (elements * sizeof(float) + 63) / 64, chunks = (count + 63) / 64;
+  std::vector<std::ptrdiff_t> sorted = lines;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::ptrdiff_t> all(count);
+  for (std::size_t k = 0; k < count; ++k) all[k] = static_cast<std::ptrdiff_t>(k);
+  CHECK(sorted == all);
+  for (std::size_t c = 0; c < chunks && c < lines.size(); ++c)
+    CHECK(lines[c] == static_cast<std::ptrdiff_t>(c * 64));
+}
+
+}  // namespace
+
+TEST_CASE("batch prefetch: every line of the next block once, line k of every 4 KiB page first") {
+  std::vector<float> buffer(3 * 16384);
+  for (std::size_t elements : {1u, 15u, 16u, 100u, 1024u, 1025u, 4096u, 11008u, 13824u}) {
+    for (std::size_t offset : {0u, 5u}) {
+      CAPTURE(elements);
+      CAPTURE(offset);
+      const float* region = buffer.data() + offset;
+      for (std::size_t calls : {1u, 7u, 100u}) {
+        sq::detail::prefetch_cursor<float> cursor(region, elements, false);
+        cursor.spread_over(calls);
+        check_interleaved_cover(
+            visited_lines(cursor, region, [](auto& c, auto& record) { c.visit_step(record); }), elements);
+      }
+    }
+  }
+  // The compile-time cursors of the FWHT passes: half the order in steps of 8 lines (the leaf pass
+  // of 4096 on AVX-512), the rest in steps of 2 (part of a round of 4 or 8 chunks).
+  const auto fixed = [&](auto n_tag) {
+    constexpr std::size_t n = decltype(n_tag)::value;
+    sq::detail::prefetch_cursor<float, n> cursor(buffer.data(), n, true);
+    std::size_t first_half = 0;
+    const auto lines = visited_lines(cursor, buffer.data(), [&](auto& c, auto& record) {
+      if (2 * first_half++ < cursor.fixed_steps / 8)
+        c.template visit_step_fixed<8>(record);
+      else
+        c.template visit_step_fixed<2>(record);
+    });
+    check_interleaved_cover(lines, n);
+  };
+  fixed(std::integral_constant<std::size_t, 1024>{});
+  fixed(std::integral_constant<std::size_t, 4096>{});
+  fixed(std::integral_constant<std::size_t, 8192>{});
+  fixed(std::integral_constant<std::size_t, 16384>{});
+  sq::detail::prefetch_cursor<float, 4096> none(nullptr, 4096, true);
+  CHECK(none.remaining() == 0);
+  sq::detail::prefetch_cursor<float> empty(nullptr, 4096, false);
+  CHECK(empty.remaining() == 0);
+}
+
 TEST_CASE("Hadamard matrices are cached and built once under concurrent first use") {
   // Several threads build transforms of the same new order at once; all agree.
   const std::size_t n = 156 * 16;

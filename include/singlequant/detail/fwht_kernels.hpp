@@ -267,30 +267,41 @@ class prefetch_cursor {
     per_step_ = (remaining() + calls - 1) / (calls > 0 ? calls : 1);
   }
 
+  /// Prefetches the lines of the next spread_over step.
   template <class Arch>
   SINGLEQUANT_INLINE void step() noexcept {
+    visit_step(fetcher<Arch>{N > 0 ? N * sizeof(T) > 16384 : to_l2_, for_write_});
+  }
+  /// N > 0: prefetches the lines of the next Lines steps, with constant offsets.
+  template <class Arch, std::size_t Lines>
+  SINGLEQUANT_INLINE void step_fixed() noexcept {
+    this->template visit_step_fixed<Lines>(fetcher<Arch>{N * sizeof(T) > 16384, for_write_});
+  }
+
+  /// step() with visit(line address) instead of the prefetch (tests check the order with it).
+  template <class Visit>
+  SINGLEQUANT_INLINE void visit_step(Visit&& visit) noexcept {
     const std::size_t end = next_ + per_step_ < steps() ? next_ + per_step_ : steps();
     for (; next_ < end; ++next_) {
       const std::size_t line = next_ % chunks() * chunk_lines + next_ / chunks();
-      if (N > 0 || line < lines_) fetch<Arch>(base_ + line * line_bytes);
+      if (N > 0 || line < lines_) visit(base_ + line * line_bytes);
     }
   }
-
-  /// N > 0: the next Lines steps, unrolled with constant offsets (Lines and the chunk count are
-  /// powers of two, so one divides the other and a step spans whole rounds or part of one round).
-  template <class Arch, std::size_t Lines>
-  SINGLEQUANT_INLINE void step_fixed() noexcept {
+  /// step_fixed() with visit(line address). Lines and the chunk count are powers of two, so one
+  /// divides the other: a step spans whole rounds (line k of every chunk) or part of one round.
+  template <std::size_t Lines, class Visit>
+  SINGLEQUANT_INLINE void visit_step_fixed(Visit&& visit) noexcept {
     static_assert(N > 0 && (Lines % fixed_chunks == 0 || fixed_chunks % Lines == 0));
     if (next_ >= fixed_steps) return;
     const char* const round = base_ + next_ / fixed_chunks * line_bytes;  // line k of chunk 0
     if constexpr (Lines % fixed_chunks == 0) {
       SINGLEQUANT_UNROLL
       for (std::size_t t = 0; t < Lines; ++t)
-        fetch<Arch>(round + t / fixed_chunks * line_bytes + t % fixed_chunks * chunk_bytes);
+        visit(round + t / fixed_chunks * line_bytes + t % fixed_chunks * chunk_bytes);
     } else {
       const char* const first = round + next_ % fixed_chunks * chunk_bytes;
       SINGLEQUANT_UNROLL
-      for (std::size_t t = 0; t < Lines; ++t) fetch<Arch>(first + t * chunk_bytes);
+      for (std::size_t t = 0; t < Lines; ++t) visit(first + t * chunk_bytes);
     }
     next_ += Lines;
   }
@@ -306,19 +317,25 @@ class prefetch_cursor {
                 "prefetch_cursor<T, N>: whole 4 KiB chunks");
   [[nodiscard]] std::size_t chunks() const noexcept { return N > 0 ? fixed_chunks : chunks_; }
   [[nodiscard]] std::size_t steps() const noexcept { return N > 0 ? fixed_steps : steps_; }
-  template <class Arch>  // per ISA, as every kernel helper (see above)
-  SINGLEQUANT_INLINE void fetch(const char* line) const noexcept {
+  /// One prefetch instruction per line; per ISA, as every kernel helper (see above). A functor
+  /// with an always-inline call, not a lambda: GCC 12 dropped every prefetch of a lambda passed to
+  /// visit_step (as if a call whose only effect is a prefetch had none).
+  template <class Arch>
+  struct fetcher {
+    bool to_l2, for_write;
+    SINGLEQUANT_INLINE void operator()(const char* line) const noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-    if (N > 0 ? N * sizeof(T) > 16384 : to_l2_)
-      __builtin_prefetch(line, 0, 2);
-    else if (for_write_)
-      __builtin_prefetch(line, 1, 3);
-    else
-      __builtin_prefetch(line, 0, 3);
+      if (to_l2)
+        __builtin_prefetch(line, 0, 2);
+      else if (for_write)
+        __builtin_prefetch(line, 1, 3);
+      else
+        __builtin_prefetch(line, 0, 3);
 #else
-    static_cast<void>(line);
+      static_cast<void>(line);
 #endif
-  }
+    }
+  };
   const char* base_ = nullptr;
   std::size_t lines_ = 0, chunks_ = 1, steps_ = 0, next_ = 0, per_step_ = 0;
   bool to_l2_ = false, for_write_ = false;
