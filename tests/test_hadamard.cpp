@@ -384,7 +384,8 @@ std::vector<std::ptrdiff_t> visited_lines(Cursor& cursor, const float* region, S
   const auto record = [&](const char* line) {
     lines.push_back((line - reinterpret_cast<const char*>(region)) / 64);
   };
-  for (std::size_t calls = 0; cursor.remaining() > 0 && calls < 100000; ++calls) step(cursor, record);
+  for (std::size_t calls = 0; cursor.remaining() > 0 && calls < 100000; ++calls)
+    step(cursor, record);
   return lines;
 }
 
@@ -413,8 +414,9 @@ TEST_CASE("batch prefetch: every line of the next block once, line k of every 4 
       for (std::size_t calls : {1u, 7u, 100u}) {
         sq::detail::prefetch_cursor<float> cursor(region, elements, false);
         cursor.spread_over(calls);
-        check_interleaved_cover(
-            visited_lines(cursor, region, [](auto& c, auto& record) { c.visit_step(record); }), elements);
+        const auto lines =
+            visited_lines(cursor, region, [](auto& c, auto& record) { c.visit_step(record); });
+        check_interleaved_cover(lines, elements);
       }
     }
   }
