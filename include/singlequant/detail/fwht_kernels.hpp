@@ -241,7 +241,7 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
 /// (the FWHT passes, whose ALU ports it shares).
 template <class T, std::size_t N = 0>
 class prefetch_cursor {
-  static constexpr std::size_t line_bytes = 64, chunk_bytes = 4096;
+  static constexpr std::size_t line_bytes = 64, chunk_bytes = 4096, l1_region_bytes = 16384;
   static constexpr std::size_t chunk_lines = chunk_bytes / line_bytes;
   static constexpr std::size_t chunks_for(std::size_t lines) noexcept {
     return lines > chunk_lines ? (lines + chunk_lines - 1) / chunk_lines : 1;
@@ -255,7 +255,7 @@ class prefetch_cursor {
         lines_(begin == nullptr ? 0 : (elements * sizeof(T) + line_bytes - 1) / line_bytes),
         chunks_(chunks_for(lines_)),
         steps_(chunks_ > 1 ? chunks_ * chunk_lines : lines_),
-        to_l2_(elements * sizeof(T) > 16384),
+        to_l2_(elements * sizeof(T) > l1_region_bytes),
         for_write_(for_write) {
     if constexpr (N > 0)
       if (begin == nullptr) next_ = fixed_steps;
@@ -271,12 +271,12 @@ class prefetch_cursor {
   /// Prefetches the lines of the next spread_over step.
   template <class Arch>
   SINGLEQUANT_INLINE void step() noexcept {
-    visit_step(fetcher<Arch>{N > 0 ? N * sizeof(T) > 16384 : to_l2_, for_write_});
+    visit_step(fetcher<Arch>{to_l2(), for_write_});
   }
   /// N > 0: prefetches the lines of the next Lines steps, with constant offsets.
   template <class Arch, std::size_t Lines>
   SINGLEQUANT_INLINE void step_fixed() noexcept {
-    this->template visit_step_fixed<Lines>(fetcher<Arch>{N * sizeof(T) > 16384, for_write_});
+    visit_step_fixed<Lines>(fetcher<Arch>{to_l2(), for_write_});
   }
 
   /// step() with visit(line address) instead of the prefetch (tests check the order with it).
@@ -318,6 +318,9 @@ class prefetch_cursor {
                 "prefetch_cursor<T, N>: whole 4 KiB chunks");
   [[nodiscard]] std::size_t chunks() const noexcept { return N > 0 ? fixed_chunks : chunks_; }
   [[nodiscard]] std::size_t steps() const noexcept { return N > 0 ? fixed_steps : steps_; }
+  [[nodiscard]] bool to_l2() const noexcept {
+    return N > 0 ? N * sizeof(T) > l1_region_bytes : to_l2_;
+  }
   /// One prefetch instruction per line; per ISA, as every kernel helper (see above). A functor
   /// with an always-inline call, not a lambda: GCC 12 dropped every prefetch of a lambda passed to
   /// visit_step (as if a call whose only effect is a prefetch had none).
