@@ -829,7 +829,8 @@ struct hadamard_kernel {
                         std::size_t sign_stride) noexcept;
   /// y_r = scale * sum_s C[s][r] z_s .* out_signs_r over the K blocks of length m of x (in place);
   /// scratch: mix_scratch_elements<T>(...) elements. prefetch[0, prefetch_elements) (may be null:
-  /// the next block of a batch) is fetched into L1 along the way; it does not change the result.
+  /// the next block of a batch) is prefetched along the way (prefetch_cursor: into L1 up to 16 KiB,
+  /// else L2); it does not change the result.
   static void mix(float* x, std::size_t m, const mix_plan& plan, float scale, const float* out_signs,
                   float* scratch, const float* prefetch, std::size_t prefetch_elements) noexcept;
   static void mix(double* x, std::size_t m, const mix_plan& plan, double scale,
