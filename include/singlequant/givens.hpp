@@ -199,7 +199,8 @@ struct tile_plan {
 /// The tiled path's plan for these stages (at least one, non-empty) on rows of `cols` elements,
 /// `row_stride` apart (tile_offsets_fit), starting at `data`: blocks aligned to 64 bytes of row 0, the blocks any
 /// rotation touches, every rotation with its two line offsets (the first applied stage ordered by
-/// the later of its two channel blocks, then the other stages in the order they are applied).
+/// the later of its two channel blocks, its rotations with a partial-block line after those, then
+/// the other stages in the order they are applied).
 template <class T, class U>
 tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inverse, std::size_t cols,
                             std::size_t row_stride, const U* data) {
@@ -231,13 +232,19 @@ tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inver
   std::size_t rotation_count = 0;
   for (const auto& stage : stages) rotation_count += stage.size;
   plan.rotations.resize(rotation_count);
-  // Counting sort of the first applied stage by the position of its later block.
+  // Counting sort of the first applied stage by the position of its later block; its rotations
+  // with a line in the partial-block buffer go first in the tail (key block_count), so that the
+  // fused ranges hold tile lines only.
   const rotation_span<T>& first = inverse ? stages.back() : stages.front();
-  const auto key = [&](const givens<T>& g) { return std::max(position[(g.i + m) / B], position[(g.j + m) / B]); };
-  plan.fused_offsets.assign(plan.blocks.size() + 1, 0);
-  for (std::size_t q = 0; q < first.size; ++q) ++plan.fused_offsets[key(first.data[q]) + 1];
-  for (std::size_t b = 0; b < plan.blocks.size(); ++b) plan.fused_offsets[b + 1] += plan.fused_offsets[b];
-  std::vector<std::size_t> next(plan.fused_offsets.begin(), plan.fused_offsets.end() - 1);
+  const std::size_t tail = plan.blocks.size();
+  const auto key = [&](const givens<T>& g) {
+    if (line(g.i) < 0 || line(g.j) < 0) return tail;
+    return std::max(position[(g.i + m) / B], position[(g.j + m) / B]);
+  };
+  std::vector<std::size_t> next(tail + 2, 0);
+  for (std::size_t q = 0; q < first.size; ++q) ++next[key(first.data[q]) + 1];
+  for (std::size_t b = 0; b <= tail; ++b) next[b + 1] += next[b];
+  plan.fused_offsets.assign(next.begin(), next.end() - 1);
   for (std::size_t q = 0; q < first.size; ++q) plan.rotations[next[key(first.data[q])]++] = rotation(first.data[q]);
   std::size_t filled = first.size;
   for (std::size_t step = 1; step < stages.size(); ++step) {
