@@ -220,12 +220,10 @@ tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inver
     }
   // Channel k = h R + j of block b: row j, columns [h R, (h + 1) R) of the block, transposed in
   // place; in the partial-block buffer if the block is cut by the start or end of the rows.
-  const auto partial_block = [&](std::size_t b) {
-    return (b == 0 && m != 0) || (b + 1) * B > cols + m;
-  };
   const auto line = [&](std::size_t c) -> std::int32_t {  // fits: tile_offsets_fit
     const std::size_t b = (c + m) / B, k = (c + m) % B;
-    if (partial_block(b)) return -1 - static_cast<std::int32_t>((b == 0 ? 0 : B * R) + k * R);
+    if (partial_block<U>(b, m, cols))
+      return -1 - static_cast<std::int32_t>((b == 0 ? 0 : B * R) + k * R);
     return static_cast<std::int32_t>((k % R) * row_stride + (b * B - m) + (k / R) * R);
   };
   const auto rotation = [&](const givens<T>& g) {
@@ -242,7 +240,8 @@ tile_plan<U> make_tile_plan(std::span<const rotation_span<T>> stages, bool inver
   const std::size_t tail = plan.blocks.size();
   const auto key = [&](const givens<T>& g) {
     const std::size_t bi = (g.i + m) / B, bj = (g.j + m) / B;
-    return partial_block(bi) || partial_block(bj) ? tail : std::max(position[bi], position[bj]);
+    if (partial_block<U>(bi, m, cols) || partial_block<U>(bj, m, cols)) return tail;
+    return std::max(position[bi], position[bj]);
   };
   std::vector<std::size_t> next(tail + 2, 0);
   for (std::size_t q = 0; q < first.size; ++q) ++next[key(first.data[q]) + 1];

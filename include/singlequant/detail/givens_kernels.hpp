@@ -285,6 +285,14 @@ struct line_rotation {
   U c = 0, s = 0;
 };
 
+/// Whether column block b (channels [b B - misalignment, (b + 1) B - misalignment), B =
+/// givens_block_cols) is cut by the start or end of rows of `cols` channels, so that it goes
+/// through the partial-block buffer: the plan and the kernel must agree on it.
+template <class U>
+constexpr bool partial_block(std::size_t b, std::size_t misalignment, std::size_t cols) noexcept {
+  return (b == 0 && misalignment != 0) || (b + 1) * givens_block_cols<U> > cols + misalignment;
+}
+
 /// What the tiled path needs, prepared once per call (make_tile_plan in givens.hpp). Block k covers
 /// channels [k B - misalignment, (k + 1) B - misalignment) clipped to [0, cols) (B =
 /// givens_block_cols), so that whole blocks start on a 64-byte boundary of row 0; blocks lists
@@ -361,11 +369,10 @@ void rotate_rows_tiled(const rotation_span<T>* stages, std::size_t stage_count, 
     // Block b (channels [b B - m, (b + 1) B - m)) is whole unless cut by the start or end of a row;
     // the (at most two) partial blocks are transposed into a partial-block buffer instead, channel
     // k of the block at (b == 0 ? 0 : B R) + k R. Two, for the two tiles in flight.
-    const auto is_partial = [&](std::size_t b) { return (b == 0 && m != 0) || (b + 1) * B > cols + m; };
     alignas(64) U partial_buffers[2][2 * B * R];
     const auto transpose = [&](U* tile, U* partial, std::size_t b, bool into) {
       const std::size_t c0 = b * B > m ? b * B - m : 0;
-      if (!is_partial(b)) {
+      if (!partial_block<U>(b, m, cols)) {
         transpose_block_halves<U, Arch>(tile + c0, row_stride);
         return;
       }
