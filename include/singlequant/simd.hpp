@@ -31,11 +31,7 @@
 
 #include "config.hpp"
 #include "detail/cpu.hpp"
-
-#if !defined(XSIMD_VERSION_MAJOR) || XSIMD_VERSION_MAJOR < 8 || \
-    (XSIMD_VERSION_MAJOR == 8 && XSIMD_VERSION_MINOR < 1)
-#  error "singlequant needs xsimd >= 8.1"
-#endif
+#include "detail/xsimd_compat.hpp"
 
 #ifndef SINGLEQUANT_RUNTIME_DISPATCH
 #  define SINGLEQUANT_RUNTIME_DISPATCH 0

@@ -92,7 +92,7 @@ void fwht_scalar(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* 
 
 template <std::size_t H>
 struct lane_partner {  // generator: lane l exchanges with lane l ^ H
-  static constexpr unsigned get(unsigned index, unsigned) { return index ^ static_cast<unsigned>(H); }
+  static constexpr std::size_t get(std::size_t lane, std::size_t) { return lane ^ H; }
 };
 
 constexpr std::size_t log2_of(std::size_t n) noexcept {
@@ -132,8 +132,7 @@ SINGLEQUANT_INLINE xsimd::batch<T, Arch> lane_level(const xsimd::batch<T, Arch>&
       return _mm512_fmadd_pd(x, sign, partner);
   }
 #endif
-  using index_batch = xsimd::batch<lane_index_t<T>, Arch>;
-  const auto partner = xsimd::swizzle(x, xsimd::make_batch_constant<index_batch, lane_partner<H>>());
+  const auto partner = xsimd::swizzle(x, simd::make_lane_constant<lane_index_t<T>, Arch, lane_partner<H>>());
   return xsimd::fma(x, sign, partner);  // low lane: b + a, high lane: -b + a (exact +-1 products)
 }
 
