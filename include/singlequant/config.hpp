@@ -61,6 +61,17 @@
 #  define SINGLEQUANT_RESTRICT
 #endif
 
+// SINGLEQUANT_UNROLL before a loop: unroll it up to 16 times (fully for the short fixed-count
+// per-channel and per-register loops, so their accumulators stay in registers). Defined here once:
+// kernels in several detail headers use it, and a second definition is -Wmacro-redefined in clang.
+#if defined(__clang__)
+#  define SINGLEQUANT_UNROLL _Pragma("unroll 16")
+#elif defined(__GNUC__)
+#  define SINGLEQUANT_UNROLL _Pragma("GCC unroll 16")
+#else
+#  define SINGLEQUANT_UNROLL
+#endif
+
 SINGLEQUANT_BEGIN_NAMESPACE
 
 /// Library version as a string, e.g. "0.1.0".

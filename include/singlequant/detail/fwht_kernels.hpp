@@ -34,12 +34,6 @@
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-#if defined(__GNUC__) || defined(__clang__)
-#  define SINGLEQUANT_UNROLL _Pragma("GCC unroll 16")
-#else
-#  define SINGLEQUANT_UNROLL
-#endif
-
 /// Bytes between two table entries of the block product: two 64-byte registers of columns on every
 /// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA.
 inline constexpr std::size_t mix_entry_bytes = 128;

@@ -40,15 +40,6 @@ SINGLEQUANT_INLINE xsimd::batch<double, Arch> no_fuse(xsimd::batch<double, Arch>
 #  define SINGLEQUANT_PREFETCH(address) static_cast<void>(address)
 #endif
 
-// Fully unrolls the per-channel loops so the accumulators stay in registers.
-#if defined(__clang__)
-#  define SINGLEQUANT_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#  define SINGLEQUANT_UNROLL _Pragma("GCC unroll 16")
-#else
-#  define SINGLEQUANT_UNROLL
-#endif
-
 /// Rows ahead the SIMD loops prefetch.
 inline constexpr std::size_t prefetch_rows = 12;
 /// Rows per tile of the cross sums: each tile's partial sums are added to the outputs, so the pages
