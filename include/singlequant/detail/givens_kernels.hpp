@@ -47,8 +47,9 @@ struct rotation_span {
 // Whether this translation unit computes x_i' = c a - s b as fma(c, a, -(s b)): where the target
 // has FMA, both the scalar and the SIMD paths do (explicitly, so compiler contraction cannot make
 // them differ), else both use separate products. Either way every path of one translation unit
-// gives bit-identical results.
-#if defined(__FP_FAST_FMA) || defined(FP_FAST_FMA)
+// gives bit-identical results. __FMA__ too: clang never defines __FP_FAST_FMA, yet contracts the
+// scalar c * a - s * b into an FMA (-ffp-contract=on) while the SIMD path keeps two products.
+#if defined(__FP_FAST_FMA) || defined(FP_FAST_FMA) || defined(__FMA__)
 #  define SINGLEQUANT_GIVENS_FMA 1
 #else
 #  define SINGLEQUANT_GIVENS_FMA 0
