@@ -81,7 +81,8 @@ TEST_CASE("angles::zero_entry zeroes x_j and leaves +r in x_i") {
   std::vector<std::pair<double, double>> inputs = {{0, 5}, {5, 0}, {-3, 0}, {0, -2}, {-1, -1}, {1e150, 1e-150},
                                                    {-1e-200, 3e-200}, {2, -7}};
   for (int k = 0; k < 50; ++k) inputs.emplace_back(normal(rng), normal(rng));
-  for (const auto& [a, b] : inputs) {
+  for (const auto& input : inputs) {
+    const double a = input.first, b = input.second;
     const double theta = angles::zero_entry(a, b);
     CHECK(theta > -pi);
     CHECK(theta <= pi);
@@ -104,7 +105,8 @@ TEST_CASE("angles::align_linf minimises max(|x_i'|, |x_j'|) for one pair") {
   std::vector<std::pair<double, double>> inputs = {{1, 0}, {0, 1}, {-4, 0}, {3, 3}, {-2, 2}, {1e200, -1e-200},
                                                    {-5e-300, 0}, {26.5, -0.5}};
   for (int k = 0; k < 50; ++k) inputs.emplace_back(normal(rng) * 10, normal(rng));
-  for (const auto& [a, b] : inputs) {
+  for (const auto& input : inputs) {
+    const double a = input.first, b = input.second;
     const double theta = angles::align_linf(a, b);
     CHECK(theta > -pi / 4);
     CHECK(theta <= pi / 4);
@@ -192,7 +194,8 @@ TEST_CASE("angles::equalize_second_moment gives equal energies (not the Jacobi a
     }
     stats.push_back({sii, sjj, sij});
   }
-  for (const auto& [sii, sjj, sij] : stats) {
+  for (const auto& moments : stats) {
+    const double sii = moments[0], sjj = moments[1], sij = moments[2];
     const double theta = angles::equalize_second_moment(sii, sjj, sij);
     CHECK(theta > -pi / 4);
     CHECK(theta <= pi / 4);
@@ -236,7 +239,8 @@ TEST_CASE("angles::energy_to_target sets channel i's energy to mu with the small
     }
     cases.push_back({sii, sjj, sij, sii + (sjj - sii) * unit(rng)});
   }
-  for (const auto& [sii, sjj, sij, mu] : cases) {
+  for (const auto& moments : cases) {
+    const double sii = moments[0], sjj = moments[1], sij = moments[2], mu = moments[3];
     const double theta = angles::energy_to_target(sii, sjj, sij, mu);
     CHECK(theta > -pi / 2);
     CHECK(theta <= pi / 2);

@@ -450,7 +450,7 @@ TEST_CASE("Hadamard matrices are cached and built once under concurrent first us
   std::vector<std::vector<float>> results(4, sq_test::random_normal<float>(n, 9));
   std::vector<std::thread> threads;
   for (auto& r : results)
-    threads.emplace_back([&r, n] { sq::hadamard_transform<float>(n, {.seed = 1}).apply(r); });
+    threads.emplace_back([&r] { sq::hadamard_transform<float>(n, {.seed = 1}).apply(r); });
   for (auto& t : threads) t.join();
   for (const auto& r : results) CHECK(r == results[0]);
   CHECK(sq::detail::cached_hadamard(156).get() == sq::detail::cached_hadamard(156).get());

@@ -28,7 +28,9 @@ TEST_CASE_TEMPLATE("kronecker_apply equals the dense Kronecker product, row by r
   struct shape {
     std::size_t a, b;
   };
-  for (auto [a, b] : {shape{3, 5}, shape{4, 8}, shape{1, 7}, shape{6, 1}, shape{12, 32}, shape{5, 67}}) {
+  for (const shape factors :
+       {shape{3, 5}, shape{4, 8}, shape{1, 7}, shape{6, 1}, shape{12, 32}, shape{5, 67}}) {
+    const std::size_t a = factors.a, b = factors.b;
     const auto r1 = sq_test::random_normal<T>(a * a, a);
     const auto r2 = sq_test::random_normal<T>(b * b, 100 + b);
     const auto dense = dense_kronecker(std::vector<double>(r1.begin(), r1.end()), a,
