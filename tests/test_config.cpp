@@ -13,8 +13,14 @@ TEST_CASE("version macros agree with the version string") {
   CHECK(singlequant::version_string == expected);
 }
 
-TEST_CASE("the versioned inline namespace is transparent") {
-  static_assert(std::is_same_v<singlequant::error, singlequant::v0::error>);
+TEST_CASE("the versioned inline namespace is transparent and follows major.minor") {
+  static_assert(std::is_same_v<singlequant::error, singlequant::SINGLEQUANT_ABI_NAMESPACE::error>);
+#if SINGLEQUANT_VERSION_MAJOR == 0 && SINGLEQUANT_VERSION_MINOR == 1
+  static_assert(std::is_same_v<singlequant::error, singlequant::v0_1::error>);
+#endif
+  CHECK(std::string(SINGLEQUANT_PP_STRING(SINGLEQUANT_ABI_NAMESPACE)) ==
+        (SINGLEQUANT_VERSION_MAJOR == 0 ? "v0_" + std::to_string(SINGLEQUANT_VERSION_MINOR)
+                                        : "v" + std::to_string(SINGLEQUANT_VERSION_MAJOR)));
 }
 
 TEST_CASE("check() builds a message naming the function and the sizes") {

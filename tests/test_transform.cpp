@@ -246,6 +246,53 @@ TEST_CASE("transform: calibrators fed disjoint batches merge to the same transfo
   for (std::size_t e = 0; e < r1.size(); ++e) CHECK(sq_test::close(r1[e], r2[e], 1e-9));
 }
 
+TEST_CASE("transform: merge and build(rules) reject statistics of another Hadamard basis") {
+  const std::size_t n = 256, tokens = 40;
+  const sq_test::llm_like_activations gen(n, 75);
+  const auto x = gen.draw(tokens, 76);
+  sq::transform_options kron;
+  kron.structure = sq::transform_structure::kronecker;
+  kron.kronecker_rows = 16;
+  auto observed = [&](const sq::transform_options& options) {
+    sq::calibrator c(n, options);
+    c.observe(sq::matrix_view<const double>(x, tokens, n));
+    return c;
+  };
+  sq::calibrator base = observed(kron);
+  // Another Kronecker split (16 x 16 vs 8 x 32): merge accepted it before.
+  sq::transform_options other_split = kron;
+  other_split.kronecker_rows = 8;
+  SQ_CHECK_ERROR_CONTAINS(base.merge(observed(other_split)), "calibrator::merge",
+                          "Kronecker 16 x 16", "Kronecker 8 x 32");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(base.build(other_split)), "calibrator::build",
+                          "Kronecker 16 x 16", "Kronecker 8 x 32");
+  // Another seed of a randomized Hadamard, and another Hadamard block order.
+  sq::transform_options seeded = kron;
+  seeded.hadamard.randomized = true;
+  seeded.hadamard.seed = 1;
+  sq::transform_options reseeded = seeded;
+  reseeded.hadamard.seed = 2;
+  sq::calibrator seeded_one = observed(seeded);
+  SQ_CHECK_ERROR_CONTAINS(seeded_one.merge(observed(reseeded)), "calibrator::merge", "seed 1",
+                          "seed 2");
+  sq::transform_options full, blocked;
+  blocked.hadamard.block_size = 64;
+  sq::calibrator full_one = observed(full);
+  SQ_CHECK_ERROR_CONTAINS(full_one.merge(observed(blocked)), "calibrator::merge", "order 256",
+                          "order 64");
+  SQ_CHECK_ERROR_CONTAINS(full_one.merge(observed(kron)), "calibrator::merge", "Kronecker 16 x 16");
+  // The same basis spelled differently merges: the automatic split of 256 is 16 x 16, and the seed
+  // of a Hadamard that is not randomized does not matter.
+  sq::transform_options automatic = kron;
+  automatic.kronecker_rows = 0;
+  CHECK_NOTHROW(base.merge(observed(automatic)));
+  sq::transform_options unused_seed = kron;
+  unused_seed.hadamard.seed = 99;
+  CHECK_NOTHROW(base.merge(observed(unused_seed)));
+  sq::calibrator wrong_width(128, kron);
+  SQ_CHECK_ERROR_CONTAINS(base.merge(wrong_width), "calibrator::merge", "width 128");
+}
+
 TEST_CASE("transform: single_pass_quantize and measure_w4a4_layer agree with a plain reference") {
   const std::size_t n = 64, m = 16, tokens = 128;
   const sq_test::llm_like_activations gen(n, 72);

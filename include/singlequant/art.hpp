@@ -15,7 +15,6 @@
 
 #include "angles.hpp"
 #include "config.hpp"
-#include "detail/working_set.hpp"
 #include "givens.hpp"
 #include "stats.hpp"
 
@@ -77,7 +76,8 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
   detail::check(std::isfinite(options.tau_mag) && options.tau_mag > 0, "build_art",
                 "tau_mag must be finite and > 0, got ", options.tau_mag);
   const std::size_t n = stats.dim();
-  detail::working_set ws(stats, nullptr, options.weighting);
+  detail::working_set ws =
+      detail::make_working_set(stats, options.weighting, 0, [](matrix_view<double>) {});
   art_result result{givens_sequence<double>(n), {}};
   detail::report_before(result.report, ws);
 
@@ -122,7 +122,7 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
       const double theta = detail::pair_angle(ws, f, q, options.rule, &decrease);
       if (options.rule == angle_rule::l4 && !(decrease > 0)) continue;  // already l4-optimal
       const auto g = givens<double>::from_angle(f, q, theta);
-      ws.rotate(g);
+      ws.rotate(g.i, g.j, g.c, g.s);
       stage.push_back(g);
       rotated.push_back(f);
       rotated.push_back(q);

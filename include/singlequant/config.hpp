@@ -13,6 +13,8 @@
 #include <string_view>
 #include <type_traits>
 
+// The version is CMakeLists.txt's project(VERSION); the "version: every copy agrees" test checks
+// these macros, packaging/vcpkg/singlequant/vcpkg.json and packaging/conan/conanfile.py against it.
 #define SINGLEQUANT_VERSION_MAJOR 0
 #define SINGLEQUANT_VERSION_MINOR 1
 #define SINGLEQUANT_VERSION_PATCH 0
@@ -20,13 +22,35 @@
 #define SINGLEQUANT_VERSION \
   (SINGLEQUANT_VERSION_MAJOR * 10000 + SINGLEQUANT_VERSION_MINOR * 100 + SINGLEQUANT_VERSION_PATCH)
 
-// The inline versioned namespace lets two major versions live in one binary without ODR clashes.
-#define SINGLEQUANT_BEGIN_NAMESPACE \
-  namespace singlequant {           \
-  inline namespace v0 {
-#define SINGLEQUANT_END_NAMESPACE \
-  }                               \
-  }
+#define SINGLEQUANT_PP_STRING_IMPL(x) #x
+#define SINGLEQUANT_PP_STRING(x) SINGLEQUANT_PP_STRING_IMPL(x)
+#define SINGLEQUANT_PP_CAT4_IMPL(a, b, c, d) a##b##c##d
+#define SINGLEQUANT_PP_CAT4(a, b, c, d) SINGLEQUANT_PP_CAT4_IMPL(a, b, c, d)
+#define SINGLEQUANT_PP_CAT2_IMPL(a, b) a##b
+#define SINGLEQUANT_PP_CAT2(a, b) SINGLEQUANT_PP_CAT2_IMPL(a, b)
+
+// The inline namespace names the ABI: v<major>_<minor> while the major version is 0 (every 0.x
+// minor may break the API), v<major> from 1.0 on. Two such versions can then live in one binary
+// without ODR clashes. As in {fmt}, a build may define SINGLEQUANT_BEGIN_NAMESPACE and
+// SINGLEQUANT_END_NAMESPACE itself (both, before any singlequant header), e.g. to add a
+// project-specific namespace; the outer namespace must stay `singlequant`.
+#if SINGLEQUANT_VERSION_MAJOR == 0
+#  define SINGLEQUANT_ABI_NAMESPACE \
+    SINGLEQUANT_PP_CAT4(v, SINGLEQUANT_VERSION_MAJOR, _, SINGLEQUANT_VERSION_MINOR)
+#else
+#  define SINGLEQUANT_ABI_NAMESPACE SINGLEQUANT_PP_CAT2(v, SINGLEQUANT_VERSION_MAJOR)
+#endif
+#if defined(SINGLEQUANT_BEGIN_NAMESPACE) != defined(SINGLEQUANT_END_NAMESPACE)
+#  error "define both SINGLEQUANT_BEGIN_NAMESPACE and SINGLEQUANT_END_NAMESPACE, or neither"
+#endif
+#ifndef SINGLEQUANT_BEGIN_NAMESPACE
+#  define SINGLEQUANT_BEGIN_NAMESPACE \
+    namespace singlequant {           \
+    inline namespace SINGLEQUANT_ABI_NAMESPACE {
+#  define SINGLEQUANT_END_NAMESPACE \
+    }                               \
+    }
+#endif
 
 // Exceptions: auto-detected, overridable by defining SINGLEQUANT_USE_EXCEPTIONS to 0 or 1.
 #ifdef SINGLEQUANT_USE_EXCEPTIONS
@@ -75,7 +99,9 @@
 SINGLEQUANT_BEGIN_NAMESPACE
 
 /// Library version as a string, e.g. "0.1.0".
-inline constexpr std::string_view version_string = "0.1.0";
+inline constexpr std::string_view version_string =
+    SINGLEQUANT_PP_STRING(SINGLEQUANT_VERSION_MAJOR) "." SINGLEQUANT_PP_STRING(
+        SINGLEQUANT_VERSION_MINOR) "." SINGLEQUANT_PP_STRING(SINGLEQUANT_VERSION_PATCH);
 
 #if SINGLEQUANT_USE_EXCEPTIONS
 /// The one exception type singlequant throws: an argument or shape violation of a public function.

@@ -25,9 +25,10 @@
 #include <vector>
 
 #include "config.hpp"
-#include "detail/random.hpp"
 #include "detail/fwht_kernels.hpp"
 #include "detail/hadamard_construction.hpp"
+#include "detail/random.hpp"
+#include "simd.hpp"
 #include "view.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE

@@ -17,6 +17,7 @@
 #include "detail/hadamard_construction.hpp"
 #include "detail/kronecker_kernels.hpp"
 #include "hadamard.hpp"
+#include "simd.hpp"
 #include "view.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE

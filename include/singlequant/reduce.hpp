@@ -6,6 +6,7 @@
 
 #include "config.hpp"
 #include "detail/reduce_kernels.hpp"
+#include "simd.hpp"
 #include "view.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE

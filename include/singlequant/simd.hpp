@@ -15,7 +15,7 @@
 //    Runtime mode (SINGLEQUANT_RUNTIME_DISPATCH=1, set up by the CMake helper
 //    singlequant_add_dispatch_kernels): every kernel is compiled once per architecture in its own
 //    translation unit (singlequant/instantiate.hpp) and dispatch picks the best one this CPU and OS
-//    support (detail/cpu.hpp), capped by set_isa_limit() or the SINGLEQUANT_ISA environment variable.
+//    support (isa.hpp), capped by set_isa_limit() or the SINGLEQUANT_ISA environment variable.
 //  * ODR safety: everything a kernel calls is a template on Arch or has internal linkage, so an
 //    AVX-512 copy of a helper can never be picked by the linker for the SSE2 path.
 #ifndef SINGLEQUANT_SIMD_HPP
@@ -23,51 +23,16 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
-
 #include "config.hpp"
-#include "detail/cpu.hpp"
-#include "detail/xsimd_compat.hpp"
-
-#ifndef SINGLEQUANT_RUNTIME_DISPATCH
-#  define SINGLEQUANT_RUNTIME_DISPATCH 0
-#endif
-// Which per-architecture kernel sets the program links (runtime dispatch only; set by the helper).
-#ifndef SINGLEQUANT_DISPATCH_AVX512BW
-#  define SINGLEQUANT_DISPATCH_AVX512BW 0
-#endif
-#ifndef SINGLEQUANT_DISPATCH_AVX2
-#  define SINGLEQUANT_DISPATCH_AVX2 0
-#endif
-#ifndef SINGLEQUANT_DISPATCH_SSE4_2
-#  define SINGLEQUANT_DISPATCH_SSE4_2 0
-#endif
-#ifndef SINGLEQUANT_DISPATCH_SSE2
-#  define SINGLEQUANT_DISPATCH_SSE2 0
-#endif
+#include "detail/simd_core.hpp"
+#include "isa.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
 namespace simd {
-
-/// Tag of the portable scalar reference path (no xsimd types involved).
-struct scalar_arch {
-  static constexpr const char* name() noexcept { return "scalar"; }
-};
-
-template <class Arch>
-inline constexpr bool is_scalar_v = std::is_same_v<Arch, scalar_arch>;
-
-#if defined(SINGLEQUANT_FORCE_SCALAR) || defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
-using default_arch = scalar_arch;
-#else
-/// The best architecture the including translation unit is compiled for.
-using default_arch = xsimd::default_arch;
-#endif
 
 /// The singlequant isa an architecture tag runs as (x86 tags; anything else maps to scalar).
 template <class Arch>
@@ -86,29 +51,6 @@ constexpr isa isa_of() noexcept {
   } else {
     return isa::scalar;
   }
-}
-
-/// Sum of the lanes of a batch, as a pairwise tree over the stored lanes (a fixed order for a
-/// given width). Not xsimd::hadd: it was renamed reduce_add in 9.0, and GCC 12 reports a false
-/// maybe-uninitialized inside its AVX-512 double version under -Werror.
-template <class T, class Arch>
-SINGLEQUANT_INLINE T reduce_add(const xsimd::batch<T, Arch>& x) noexcept {
-  constexpr std::size_t lanes = xsimd::batch<T, Arch>::size;
-  alignas(64) T v[lanes];
-  x.store_aligned(v);
-  for (std::size_t width = lanes / 2; width > 0; width /= 2)
-    for (std::size_t i = 0; i < width; ++i) v[i] += v[i + width];
-  return v[0];
-}
-
-/// Largest lane of a batch (no NaN in x assumed).
-template <class T, class Arch>
-SINGLEQUANT_INLINE T reduce_max(const xsimd::batch<T, Arch>& x) noexcept {
-  alignas(64) T lanes[xsimd::batch<T, Arch>::size];
-  x.store_aligned(lanes);
-  T best = lanes[0];
-  for (std::size_t i = 1; i < xsimd::batch<T, Arch>::size; ++i) best = lanes[i] > best ? lanes[i] : best;
-  return best;
 }
 
 }  // namespace simd
@@ -198,28 +140,5 @@ SINGLEQUANT_INLINE decltype(auto) dispatch(KernelCall&& kernel_call) {
 }  // namespace detail
 
 SINGLEQUANT_END_NAMESPACE
-
-// SINGLEQUANT_EXTERN_KERNEL(Kernel, LeadingArgs...): placed after a kernel's definition. In runtime
-// dispatch mode it declares the per-architecture instantiations extern, so this translation unit
-// (compiled without architecture flags) only calls them; instantiate.hpp defines them.
-#define SINGLEQUANT_PP_WHEN_0(...)
-#define SINGLEQUANT_PP_WHEN_1(...) __VA_ARGS__
-#define SINGLEQUANT_PP_WHEN_IMPL(flag, ...) SINGLEQUANT_PP_WHEN_##flag(__VA_ARGS__)
-#define SINGLEQUANT_PP_WHEN(flag, ...) SINGLEQUANT_PP_WHEN_IMPL(flag, __VA_ARGS__)
-#define SINGLEQUANT_EXTERN_KERNEL_FOR(ARCH, KERNEL, ...) \
-  extern template struct KERNEL<__VA_ARGS__ __VA_OPT__(, ) ARCH>;
-#if SINGLEQUANT_RUNTIME_DISPATCH
-#  define SINGLEQUANT_EXTERN_KERNEL(KERNEL, ...)                                                  \
-    SINGLEQUANT_PP_WHEN(SINGLEQUANT_DISPATCH_AVX512BW,                                            \
-                        SINGLEQUANT_EXTERN_KERNEL_FOR(xsimd::avx512bw, KERNEL, __VA_ARGS__))      \
-    SINGLEQUANT_PP_WHEN(SINGLEQUANT_DISPATCH_AVX2,                                                \
-                        SINGLEQUANT_EXTERN_KERNEL_FOR(xsimd::fma3<xsimd::avx2>, KERNEL, __VA_ARGS__)) \
-    SINGLEQUANT_PP_WHEN(SINGLEQUANT_DISPATCH_SSE4_2,                                              \
-                        SINGLEQUANT_EXTERN_KERNEL_FOR(xsimd::sse4_2, KERNEL, __VA_ARGS__))        \
-    SINGLEQUANT_PP_WHEN(SINGLEQUANT_DISPATCH_SSE2,                                                \
-                        SINGLEQUANT_EXTERN_KERNEL_FOR(xsimd::sse2, KERNEL, __VA_ARGS__))
-#else
-#  define SINGLEQUANT_EXTERN_KERNEL(KERNEL, ...)
-#endif
 
 #endif  // SINGLEQUANT_SIMD_HPP

@@ -32,6 +32,9 @@
 #include "config.hpp"
 #include "detail/moment_kernels.hpp"
 #include "detail/random.hpp"
+#include "detail/row_statistics.hpp"
+#include "detail/working_set.hpp"
+#include "simd.hpp"
 #include "view.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
@@ -105,22 +108,6 @@ bool copy_finite_rows(matrix_view<const T> x, std::size_t r0, std::size_t count,
     }
   }
   return true;
-}
-
-/// mean over rows of max_k |y_k| / rms(y) (1 for all-zero rows); 0 for no rows.
-inline double mean_max_over_rms(const double* y, std::size_t rows, std::size_t cols) noexcept {
-  if (rows == 0 || cols == 0) return 0;
-  double total = 0;
-  for (std::size_t t = 0; t < rows; ++t) {
-    double peak = 0, energy = 0;
-    for (std::size_t k = 0; k < cols; ++k) {
-      const double v = y[t * cols + k];
-      peak = std::max(peak, std::fabs(v));
-      energy += v * v;
-    }
-    total += energy > 0 ? peak / std::sqrt(energy / static_cast<double>(cols)) : 1.0;
-  }
-  return total / static_cast<double>(rows);
 }
 
 }  // namespace detail
@@ -455,6 +442,54 @@ class activation_stats {
   detail::dense_rows outliers_;
   std::vector<double> outlier_peaks_;
 };
+
+namespace detail {
+
+/// The builders' working set from the statistics' row sample: max_rows > 0 keeps rows
+/// t * sample_rows / max_rows, t < max_rows; rotate_rows(matrix_view<double>) then rotates the
+/// row-major copy (rotations already applied upstream), and unit_norm weighting scales each row to
+/// unit l2 norm.
+template <class RotateRows>
+working_set make_working_set(const activation_stats& stats, token_weighting weighting,
+                             std::size_t max_rows, RotateRows&& rotate_rows) {
+  const auto sample = stats.sample();
+  std::size_t row_count = sample.rows();
+  const std::size_t n = stats.dim();
+  std::vector<double> rows;
+  if (max_rows > 0 && max_rows < row_count) {
+    rows.reserve(max_rows * n);
+    for (std::size_t t = 0; t < max_rows; ++t) {
+      const double* r = sample.data() + (t * row_count / max_rows) * n;
+      rows.insert(rows.end(), r, r + n);
+    }
+    row_count = max_rows;
+  } else {
+    rows.assign(sample.data(), sample.data() + row_count * n);
+  }
+  rotate_rows(matrix_view<double>(rows.data(), row_count, n));
+  if (weighting == token_weighting::unit_norm) {
+    for (std::size_t t = 0; t < row_count; ++t) {
+      double* r = rows.data() + t * n;
+      double energy = 0;
+      for (std::size_t k = 0; k < n; ++k) energy += r[k] * r[k];
+      if (energy == 0) continue;
+      const double inverse = 1.0 / std::sqrt(energy);
+      for (std::size_t k = 0; k < n; ++k) r[k] *= inverse;
+    }
+  }
+  return working_set(rows, row_count, n);
+}
+
+inline void report_before(rotation_report& report, const working_set& ws) {
+  report.l4_before = ws.l4();
+  report.max_over_rms_before = ws.max_over_rms();
+}
+inline void report_after(rotation_report& report, const working_set& ws) {
+  report.l4_after = ws.l4();
+  report.max_over_rms_after = ws.max_over_rms();
+}
+
+}  // namespace detail
 
 SINGLEQUANT_END_NAMESPACE
 

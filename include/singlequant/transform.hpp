@@ -435,6 +435,58 @@ inline hadamard_options factor_hadamard(const transform_options& options, bool l
   return h;
 }
 
+/// The basis a calibrator's statistics are collected in: what x -> x H (full form) or
+/// x -> x (H_a (x) H_b) (Kronecker form) depends on. Two option sets give the same statistics
+/// exactly when their bases are equal; the seed only counts when randomized, the block only in the
+/// full form, and without a Hadamard every option set collects in the identity basis.
+struct calibration_basis {
+  bool hadamard = false;
+  transform_structure structure = transform_structure::full;
+  std::size_t block = 0;            // full form: the Hadamard block order (block_size, 0 -> n)
+  std::size_t rows = 0, lanes = 0;  // Kronecker form: the resolved split n = rows x lanes
+  bool randomized = false;
+  std::uint64_t seed = 0;
+  friend bool operator==(const calibration_basis&, const calibration_basis&) = default;
+
+  /// "identity (no Hadamard)", "Hadamard in blocks of order 128 (randomized, seed 7)",
+  /// "Kronecker 16 x 16 Hadamard (not randomized)", ...
+  [[nodiscard]] std::string describe() const {
+    if (!hadamard) return "identity (no Hadamard)";
+    std::string text = structure == transform_structure::full
+                           ? message("Hadamard in blocks of order ", block)
+                           : message("Kronecker ", rows, " x ", lanes, " Hadamard");
+    return text + (randomized ? message(" (randomized, seed ", seed, ")")
+                              : std::string(" (not randomized)"));
+  }
+};
+
+/// The basis `options` collect the statistics of a width-n site in (checks the split like
+/// resolve_split, reporting as `fn`).
+inline calibration_basis basis_of(std::size_t n, const transform_options& options, const char* fn) {
+  calibration_basis basis;
+  if (!options.use_hadamard) return basis;
+  basis.hadamard = true;
+  basis.structure = options.structure;
+  if (options.structure == transform_structure::full) {
+    basis.block = options.hadamard.block_size == 0 ? n : options.hadamard.block_size;
+  } else {
+    const kronecker_split split = resolve_split(n, options, fn);
+    basis.rows = split.a;
+    basis.lanes = split.b;
+  }
+  basis.randomized = options.hadamard.randomized;
+  basis.seed = basis.randomized ? options.hadamard.seed : 0;
+  return basis;
+}
+
+/// Fails as `fn` unless `other` is the basis the statistics were collected in; `other_phrase` says
+/// whose basis `other` is ("the other calibrator's are in", "the rules ask for").
+inline void check_same_basis(const calibration_basis& collected, const calibration_basis& other,
+                             const char* fn, const char* other_phrase) {
+  check(collected == other, fn, "another Hadamard basis: the statistics are in ",
+        collected.describe(), ", ", other_phrase, " ", other.describe());
+}
+
 /// ART then URT on statistics of one factor (or the full site).
 inline givens_sequence<double> build_rotations(const activation_stats& stats,
                                                const transform_options& options,
@@ -543,6 +595,7 @@ class calibrator {
                              givens_sequence<double>(split.b)};
       basis_.emplace(std::move(rows), std::move(lanes));
     }
+    basis_key_ = detail::basis_of(n, options_, fn);
   }
 
   /// Copies the rows (tokens x n), applies the Hadamard part in double, accumulates the statistics.
@@ -574,28 +627,24 @@ class calibrator {
     observe(matrix_view<const T>(x));
   }
 
-  /// Adds another calibrator's statistics (same width and options; see activation_stats::merge).
+  /// Adds another calibrator's statistics (same width and Hadamard basis; see
+  /// activation_stats::merge). Error: another width, or statistics collected in another basis
+  /// (Hadamard order, seed, Kronecker split), which would mix incompatible coordinates.
   void merge(const calibrator& other) {
-    detail::check(other.n_ == n_ && other.options_.structure == options_.structure &&
-                      other.options_.use_hadamard == options_.use_hadamard &&
-                      other.options_.hadamard.randomized == options_.hadamard.randomized &&
-                      other.options_.hadamard.seed == options_.hadamard.seed &&
-                      other.options_.hadamard.block_size == options_.hadamard.block_size,
-                  "calibrator::merge", "calibrators of different sites or Hadamard bases");
+    detail::check(other.n_ == n_, "calibrator::merge", "the other calibrator's site has width ",
+                  other.n_, ", this one ", n_);
+    detail::check_same_basis(basis_key_, other.basis_key_, "calibrator::merge",
+                             "the other calibrator's are in");
     stats_.merge(other.stats_);
   }
 
   /// Builds the site transform (errors: no tokens observed, non-finite statistics).
   [[nodiscard]] site_transform build() const { return build_site_transform(stats_, options_); }
-  /// Builds with other ART/URT rules on the same statistics (the Hadamard part must match).
+  /// Builds with other ART/URT rules on the same statistics (error: `rules` name another Hadamard
+  /// basis than the one the statistics were collected in).
   [[nodiscard]] site_transform build(const transform_options& rules) const {
-    detail::check(rules.structure == options_.structure && rules.use_hadamard == options_.use_hadamard &&
-                      rules.hadamard.randomized == options_.hadamard.randomized &&
-                      rules.hadamard.seed == options_.hadamard.seed &&
-                      rules.hadamard.block_size == options_.hadamard.block_size &&
-                      rules.kronecker_rows == options_.kronecker_rows,
-                  "calibrator::build", "the options change the Hadamard basis the statistics were "
-                  "collected in");
+    detail::check_same_basis(basis_key_, detail::basis_of(n_, rules, "calibrator::build"),
+                             "calibrator::build", "the rules ask for");
     return build_site_transform(stats_, rules);
   }
   /// The statistics in the Hadamard basis.
@@ -609,6 +658,7 @@ class calibrator {
   activation_stats stats_;
   std::optional<hadamard_transform<double>> hadamard_;
   std::optional<site_transform> basis_;  // Kronecker form: H_a (x) H_b
+  detail::calibration_basis basis_key_;  // what merge and build(rules) must match
 };
 
 /// Smoothing metrics of activation rows (tokens x channels): what a rotation should lower.

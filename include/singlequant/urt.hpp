@@ -23,8 +23,8 @@
 #include "angles.hpp"
 #include "config.hpp"
 #include "detail/moment_kernels.hpp"
-#include "detail/working_set.hpp"
 #include "givens.hpp"
+#include "simd.hpp"
 #include "stats.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
@@ -126,7 +126,7 @@ class greedy_l4_search {
       const angles::l4_step step = angles::l4_optimal(ws_.pair_moments(i, j));
       if (!(step.decrease > 0)) break;
       const auto g = givens<double>::from_angle(i, j, step.theta);
-      ws_.rotate(g);
+      ws_.rotate(g.i, g.j, g.c, g.s);
       out.push_back(g);
       ++done;
       fourth_[i] = ws_.fourth(i);
@@ -332,7 +332,7 @@ inline void build_energy(working_set& ws, std::size_t budget, double tolerance,
     // Rotated channel i gets energy mu; j keeps the rest (trace preserved).
     const double theta = angles::energy_to_target(energy[i], energy[j], ws.cross_second(i, j), mu);
     const auto g = givens<double>::from_angle(i, j, theta);
-    ws.rotate(g);
+    ws.rotate(g.i, g.j, g.c, g.s);
     out.push_back(g);
     ++rotations;
     energy[i] = ws.cross_second(i, i);
@@ -380,7 +380,7 @@ inline void build_chain(working_set& ws, const urt_options& options, std::size_t
                                                  angles::chain_angle(chain.size(), step)));
     }
     if (stage.empty()) break;
-    for (const auto& g : stage) ws.rotate(g);
+    for (const auto& g : stage) ws.rotate(g.i, g.j, g.c, g.s);
     rotations += stage.size();
     out.push_back_stage(givens_stage<double>(std::move(stage)));
   }
@@ -401,7 +401,10 @@ urt_result build_urt_on(const activation_stats& stats,
         "energy_tolerance must be finite and >= 0, got ", options.energy_tolerance);
   check(std::isfinite(options.tau_nominal) && options.tau_nominal > 0, "build_urt",
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
-  working_set ws(stats, &already_applied, options.weighting, options.max_rows);
+  working_set ws =
+      make_working_set(stats, options.weighting, options.max_rows, [&](matrix_view<double> rows) {
+        if (already_applied.rotation_count() > 0) already_applied.apply_rows(rows);
+      });
   urt_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
   switch (options.mode) {

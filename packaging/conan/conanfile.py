@@ -1,4 +1,5 @@
-# Conan 2 recipe: conan create packaging/conan --version 0.1.0 (run from the repository root).
+# Conan 2 recipe: conan create packaging/conan (run from the repository root). The version below must
+# equal CMakeLists.txt's project(VERSION); the "version: every copy agrees" test checks it.
 import os
 
 from conan import ConanFile

@@ -4,7 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
-#include <singlequant/detail/cpu.hpp>
+#include <singlequant/isa.hpp>
 
 int main(int argc, char** argv) {
   constexpr auto tested = singlequant::isa::SINGLEQUANT_TEST_ISA;

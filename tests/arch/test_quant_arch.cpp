@@ -1,5 +1,6 @@
 // Every quant_kernel member on this ISA against the scalar path: identical bytes and bits.
 #include <singlequant/detail/quant_kernels.hpp>
+#include <singlequant/int4.hpp>
 
 #include <cmath>
 #include <cstring>

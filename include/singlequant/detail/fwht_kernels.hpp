@@ -29,7 +29,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "../simd.hpp"
+#include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {

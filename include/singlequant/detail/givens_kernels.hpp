@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "../simd.hpp"
+#include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 

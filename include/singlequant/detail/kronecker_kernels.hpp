@@ -9,7 +9,7 @@
 
 #include <cstddef>
 
-#include "../simd.hpp"
+#include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {

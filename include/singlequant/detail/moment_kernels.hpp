@@ -12,7 +12,7 @@
 #include <cmath>
 #include <cstddef>
 
-#include "../simd.hpp"
+#include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {

@@ -16,8 +16,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "../int4.hpp"
-#include "../simd.hpp"
+#include "simd_core.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
 #  include <immintrin.h>

@@ -7,48 +7,25 @@
 #include <cstddef>
 #include <vector>
 
-#include "../angles.hpp"
+#include "../config.hpp"
 #include "moment_kernels.hpp"
-#include "../givens.hpp"
-#include "../stats.hpp"
+#include "pair_moments.hpp"
+#include "row_statistics.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-/// A copy of the statistics' row sample (rows x n, double), rotated in place by every rotation a
-/// builder emits, so later steps see exactly the sums of the rotated channels. Stored in panels of 8
-/// columns (panel p holds columns 8p..8p+7 of every row, row after row): the builders sweep columns
-/// over all rows, which then reads contiguous memory (see moment_kernels.hpp column_offset).
+/// A copy of the statistics' row sample (rows x n, double; built by make_working_set in stats.hpp),
+/// rotated in place by every rotation a builder emits, so later steps see exactly the sums of the
+/// rotated channels. Stored in panels of 8 columns (panel p holds columns 8p..8p+7 of every row,
+/// row after row): the builders sweep columns over all rows, which then reads contiguous memory
+/// (see moment_kernels.hpp column_offset).
 class working_set {
  public:
-  /// max_rows > 0 keeps rows t * sample_rows / max_rows, t < max_rows, of the sample.
-  working_set(const activation_stats& stats, const givens_sequence<double>* already_applied,
-              token_weighting weighting, std::size_t max_rows = 0)
-      : rows_(stats.sample().rows()), n_(stats.dim()) {
-    const auto sample = stats.sample();
-    std::vector<double> rows;
-    if (max_rows > 0 && max_rows < rows_) {
-      rows.reserve(max_rows * n_);
-      for (std::size_t t = 0; t < max_rows; ++t) {
-        const double* r = sample.data() + (t * rows_ / max_rows) * n_;
-        rows.insert(rows.end(), r, r + n_);
-      }
-      rows_ = max_rows;
-    } else {
-      rows.assign(sample.data(), sample.data() + rows_ * n_);
-    }
-    if (already_applied != nullptr && already_applied->rotation_count() > 0)
-      already_applied->apply_rows(matrix_view<double>(rows.data(), rows_, n_));
-    if (weighting == token_weighting::unit_norm) {
-      for (std::size_t t = 0; t < rows_; ++t) {
-        double* r = rows.data() + t * n_;
-        double energy = 0;
-        for (std::size_t k = 0; k < n_; ++k) energy += r[k] * r[k];
-        if (energy == 0) continue;
-        const double inverse = 1.0 / std::sqrt(energy);
-        for (std::size_t k = 0; k < n_; ++k) r[k] *= inverse;
-      }
-    }
+  /// From rows x n row-major doubles (already selected, rotated and weighted; see
+  /// make_working_set).
+  working_set(const std::vector<double>& rows, std::size_t row_count, std::size_t n)
+      : rows_(row_count), n_(n) {
     y_.assign((n_ + 7) / 8 * 8 * rows_, 0.0);
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t k = 0; k < n_; ++k) at(t, k) = rows[t * n_ + k];
@@ -62,13 +39,13 @@ class working_set {
   [[nodiscard]] std::size_t panel_stride() const noexcept { return rows_ * 8; }
 
   /// Columns (i, j) <- (c y_i - s y_j, s y_i + c y_j): x <- x G(i, j) on every row.
-  void rotate(const givens<double>& g) noexcept {
-    double* yi = y_.data() + column_offset(g.i, panel_stride());
-    double* yj = y_.data() + column_offset(g.j, panel_stride());
+  void rotate(std::size_t i, std::size_t j, double c, double s) noexcept {
+    double* yi = y_.data() + column_offset(i, panel_stride());
+    double* yj = y_.data() + column_offset(j, panel_stride());
     for (std::size_t t = 0; t < rows_; ++t) {
       const double a = yi[t * 8], b = yj[t * 8];
-      yi[t * 8] = g.c * a - g.s * b;
-      yj[t * 8] = g.s * a + g.c * b;
+      yi[t * 8] = c * a - s * b;
+      yj[t * 8] = s * a + c * b;
     }
   }
 
@@ -140,15 +117,6 @@ inline double median_of(std::vector<double> v) {
   const auto middle = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);
   std::nth_element(v.begin(), middle, v.end());
   return *middle;
-}
-
-inline void report_before(rotation_report& report, const working_set& ws) {
-  report.l4_before = ws.l4();
-  report.max_over_rms_before = ws.max_over_rms();
-}
-inline void report_after(rotation_report& report, const working_set& ws) {
-  report.l4_after = ws.l4();
-  report.max_over_rms_after = ws.max_over_rms();
 }
 
 }  // namespace detail

@@ -1,0 +1,2 @@
+// fixture: half of an include cycle
+#include "second.hpp"

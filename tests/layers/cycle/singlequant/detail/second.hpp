@@ -1,0 +1,2 @@
+// fixture: the other half of the cycle
+#include "first.hpp"

@@ -1,0 +1,3 @@
+// fixture: a detail header including a public one (the check must reject it)
+#include "../config.hpp"
+#include "../view.hpp"

@@ -1,0 +1,2 @@
+// fixture: a public header
+#include "config.hpp"
