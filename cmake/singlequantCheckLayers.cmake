@@ -11,11 +11,13 @@
 #   6 builders            ART, URT
 #   7 quantisers
 #   8 transform           online transform, calibrator, metrics
-#   9 umbrella            singlequant.hpp, instantiate.hpp
+#   9 model               model/* (Llama config and weights, reference forward, fusions)
+#  10 umbrella            singlequant.hpp, instantiate.hpp
 # A new public header must be added to this table (the check says so).
 cmake_minimum_required(VERSION 3.21)
 
-set(layer_names config detail foundation simd primitives statistics builders quantisers transform umbrella)
+set(layer_names config detail foundation simd primitives statistics builders quantisers transform model
+    umbrella)
 set(layer_of_config.hpp 0)
 set(layer_of_view.hpp 2)
 set(layer_of_isa.hpp 2)
@@ -28,8 +30,11 @@ set(layer_of_art.hpp 6)
 set(layer_of_urt.hpp 6)
 set(layer_of_quant.hpp 7)
 set(layer_of_transform.hpp 8)
-set(layer_of_singlequant.hpp 9)
-set(layer_of_instantiate.hpp 9)
+foreach(h model/llama.hpp model/forward.hpp model/fusion.hpp)
+  set(layer_of_${h} 9)
+endforeach()
+set(layer_of_singlequant.hpp 10)
+set(layer_of_instantiate.hpp 10)
 
 if(NOT INCLUDE_DIR)
   message(FATAL_ERROR "pass -DINCLUDE_DIR=<directory holding singlequant/>")
@@ -112,7 +117,9 @@ endif()
 
 if(DOT_FILE)
   set(dot "digraph singlequant_includes {\n  rankdir=BT;\n  node [shape=box, fontsize=10];\n")
-  foreach(layer RANGE 0 9)
+  list(LENGTH layer_names layer_count)
+  math(EXPR last_layer "${layer_count} - 1")
+  foreach(layer RANGE 0 ${last_layer})
     list(GET layer_names ${layer} name)
     string(APPEND dot "  subgraph cluster_${layer} { label=\"${layer} ${name}\"; rank=same;")
     foreach(h IN LISTS nodes)
