@@ -11,7 +11,7 @@
 #   6 builders            ART, URT
 #   7 quantisers
 #   8 transform           online transform, calibrator, metrics
-#   9 model               model/* (Llama config and weights, reference forward, fusions)
+#   9 model               model/* (Llama config and weights, reference forward, fusions, quantize_model, evaluation)
 #  10 umbrella            singlequant.hpp, instantiate.hpp
 # A new public header must be added to this table (the check says so).
 cmake_minimum_required(VERSION 3.21)
@@ -30,7 +30,7 @@ set(layer_of_art.hpp 6)
 set(layer_of_urt.hpp 6)
 set(layer_of_quant.hpp 7)
 set(layer_of_transform.hpp 8)
-foreach(h model/llama.hpp model/forward.hpp model/fusion.hpp)
+foreach(h model/llama.hpp model/forward.hpp model/fusion.hpp model/quantize.hpp model/evaluate.hpp)
   set(layer_of_${h} 9)
 endforeach()
 set(layer_of_singlequant.hpp 10)
