@@ -115,6 +115,51 @@ struct segment_group {
   std::size_t row0, nrows, col0, len;
 };
 
+/// The parameters a scale group gets and the clip ratio they used.
+struct group_choice {
+  quant_params params;
+  double ratio = 1;
+};
+
+/// Scale (and zero point) of one scale group, every element of `group` (rows x cols, any stride):
+/// its finite range, then per clip candidate (`ratios`, see clip_candidates) the squared error
+/// s^2 sum (x / s - r)^2, keeping the least (ties: the first). Counts the group and its NaN / Inf
+/// into `report`. quantize() and gptq() both choose scales with it.
+template <class T, class Kernel>
+group_choice choose_group(matrix_view<const T> group, const quant_config& cfg,
+                          const std::vector<double>& ratios, quant_report& report) {
+  const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
+  T lo = 0, hi = 0;
+  for (std::size_t i = 0; i < group.rows(); ++i) {
+    const auto r = Kernel::range(group.row(i).data(), group.cols());
+    lo = r.lo < lo ? r.lo : lo;
+    hi = r.hi > hi ? r.hi : hi;
+    report.nan_count += r.nan_count;
+    report.inf_count += r.inf_count;
+  }
+  group_choice best{make_params(lo, hi, ratios[0], qmin, qmax, cfg.asymmetric), ratios[0]};
+  if (ratios.size() > 1 && best.params.scale != 0.0f) {
+    double best_error = std::numeric_limits<double>::infinity();
+    for (const double ratio : ratios) {
+      const quant_params p = make_params(lo, hi, ratio, qmin, qmax, cfg.asymmetric);
+      if (p.scale == 0.0f) continue;
+      double error = 0;
+      for (std::size_t i = 0; i < group.rows(); ++i)
+        error += Kernel::clip_error(group.row(i).data(), group.cols(), inverse_scale<T, void>(p.scale),
+                                    p.zero, qmin, qmax);
+      error *= static_cast<double>(p.scale) * static_cast<double>(p.scale);
+      if (error < best_error) {
+        best_error = error;
+        best = {p, ratio};
+      }
+    }
+  }
+  report.zero_scale_count += best.params.scale == 0.0f ? 1u : 0u;
+  report.clip_ratio_sum += best.ratio;
+  ++report.scale_count;
+  return best;
+}
+
 template <class T, class Kernel>
 void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_int4& q,
                        quant_report& report) {
@@ -135,39 +180,12 @@ void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_i
   std::vector<std::uint8_t> byte_codes;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const segment_group& s = groups[g];
-    T lo = 0, hi = 0;
-    for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i) {
-      const auto r = Kernel::range(x.row(i).data() + s.col0, s.len);
-      lo = r.lo < lo ? r.lo : lo;
-      hi = r.hi > hi ? r.hi : hi;
-      report.nan_count += r.nan_count;
-      report.inf_count += r.inf_count;
-    }
-    // Clip: the candidate with the least squared error, s^2 sum (x / s - r)^2 (ties: the first).
-    quant_params best = make_params(lo, hi, ratios[0], qmin, qmax, cfg.asymmetric);
-    double best_ratio = ratios[0];
-    if (ratios.size() > 1 && best.scale != 0.0f) {
-      double best_error = std::numeric_limits<double>::infinity();
-      for (const double ratio : ratios) {
-        const quant_params p = make_params(lo, hi, ratio, qmin, qmax, cfg.asymmetric);
-        if (p.scale == 0.0f) continue;
-        double error = 0;
-        for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i)
-          error += Kernel::clip_error(x.row(i).data() + s.col0, s.len, inverse_scale<T, void>(p.scale),
-                                      p.zero, qmin, qmax);
-        error *= static_cast<double>(p.scale) * static_cast<double>(p.scale);
-        if (error < best_error) {
-          best_error = error;
-          best = p;
-          best_ratio = ratio;
-        }
-      }
-    }
+    const group_choice choice = choose_group<T, Kernel>(
+        matrix_view<const T>(x.row(s.row0).data() + s.col0, s.nrows, s.len, x.row_stride()), cfg,
+        ratios, report);
+    const quant_params best = choice.params;
     q.scales()[g] = best.scale;
     if (cfg.asymmetric) q.zero_points()[g] = static_cast<std::int8_t>(best.zero);
-    report.zero_scale_count += best.scale == 0.0f ? 1u : 0u;
-    report.clip_ratio_sum += best_ratio;
-    ++report.scale_count;
     // Codes: float input with byte-aligned groups packs directly; otherwise int8 codes, then pack.
     const T inv = inverse_scale<T, void>(best.scale);
     for (std::size_t i = s.row0; i < s.row0 + s.nrows; ++i) {

@@ -6,6 +6,7 @@
 #include "art.hpp"
 #include "config.hpp"
 #include "givens.hpp"
+#include "gptq.hpp"
 #include "hadamard.hpp"
 #include "int4.hpp"
 #include "kronecker.hpp"

@@ -14,6 +14,7 @@
 //     batch's powers (X2^T X2, X3^T X, X^T X). They answer pair queries over every token and give
 //     the greedy URT its starting gains without a pass over the sample;
 //   * optionally a reservoir of the top tokens by max |x| (the outlier log of method.md 6.3).
+// hessian_stats, its sibling, keeps the full n x n second-moment matrix X^T X for GPTQ.
 // Accumulators fed disjoint batches merge into the accumulator fed both (within rounding; the row
 // sample is exact while it holds every row), so engines can collect on several threads.
 #ifndef SINGLEQUANT_STATS_HPP
@@ -30,7 +31,9 @@
 
 #include "angles.hpp"
 #include "config.hpp"
+#include "detail/dense_kernels.hpp"
 #include "detail/moment_kernels.hpp"
+#include "detail/parallel.hpp"
 #include "detail/random.hpp"
 #include "detail/row_statistics.hpp"
 #include "detail/working_set.hpp"
@@ -490,6 +493,138 @@ inline void report_after(rotation_report& report, const working_set& ws) {
 }
 
 }  // namespace detail
+
+/// Options of hessian_stats.
+struct hessian_options {
+  /// Threads accumulate() uses (0: every hardware thread). The sums do not depend on it.
+  std::size_t threads = 0;
+};
+
+/// H = X^T X = sum_t x_t^T x_t, the full second-moment matrix of a site's input rows x_t, for the
+/// GPTQ weight quantiser (gptq.hpp): the layer-output error of quantised weights Q is
+/// ||X W^T - X Q^T||_F^2 = sum_i (w_i - q_i) H (w_i - q_i)^T over the rows w_i of W.
+/// Feed it the rows in the basis the weights are quantised in (after the site's transform), or the
+/// raw rows and then change_basis() with the transform once it is built (the same H, one pass).
+///
+/// Storage and precision: the upper triangle (j >= i) of an n x n row-major matrix of doubles,
+/// 8 n^2 bytes (128 MiB at n = 4096, 0.8 GiB at n = 14336; one site at a time is the intended
+/// use). Double rather than float because the sums run over up to millions of tokens and GPTQ
+/// factorises H + lambda I, whose Cholesky loses about log10 of its condition number in digits
+/// (up to ~6 at these widths with 1% damping): float's 7 would leave about one. Each batch's
+/// products are formed in double, by blocked FMA tiles over 256 tokens at a time, then added.
+/// Batches fed separately, or to accumulators merged later, give the same H to rounding.
+/// Not thread-safe; accumulate() runs on several threads itself (hessian_options::threads), with
+/// bit-identical results for any thread count.
+class hessian_stats {
+ public:
+  /// Statistics of n-channel rows (n >= 1).
+  explicit hessian_stats(std::size_t n, hessian_options options = {}) : n_(n), options_(options) {
+    detail::check(n >= 1, "hessian_stats", "dimension must be >= 1, got ", n);
+    std::size_t n_squared = 0;
+    detail::check(!detail::multiply_overflows(n, n, n_squared) &&
+                      n_squared <= std::numeric_limits<std::size_t>::max() / sizeof(double),
+                  "hessian_stats", "dimension ", n, " too large");
+    h_.assign(n_squared, 0.0);
+  }
+
+  /// H += rows^T rows for a batch of rows (tokens x dim(), float or double). Every element must be
+  /// finite: a NaN or Inf is reported with its position and H is left unchanged.
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void accumulate(matrix_view<const T> rows) {
+    detail::check(rows.cols() == n_, "hessian_stats::accumulate", "rows have ", rows.cols(),
+                  " channels, the statistics ", n_);
+    for (std::size_t t = 0; t < rows.rows(); ++t) {
+      const T* r = rows.row(t).data();
+      for (std::size_t k = 0; k < n_; ++k)
+        detail::check(std::isfinite(static_cast<double>(r[k])), "hessian_stats::accumulate",
+                      "non-finite value at row ", t, ", channel ", k);
+    }
+    if (rows.rows() == 0) return;
+    // Tasks: tiles of 64 rows of H by 256 columns, upper triangle only, column-chunk-major so that
+    // consecutive tasks share the chunk of the batch they read.
+    constexpr std::size_t token_chunk = 256, tile_rows = 64, tile_cols = 256;
+    struct tile {
+      std::size_t row0, col0;
+    };
+    std::vector<tile> tiles;
+    for (std::size_t c0 = 0; c0 < n_; c0 += tile_cols)
+      for (std::size_t r0 = 0; r0 < n_ && r0 < c0 + tile_cols; r0 += tile_rows) tiles.push_back({r0, c0});
+    const std::size_t work = std::min(token_chunk, rows.rows()) * n_ * n_;
+    const std::size_t threads =
+        work < (std::size_t{1} << 22) ? 1 : std::min(detail::resolve_threads(options_.threads), tiles.size());
+    detail::thread_team team(threads);
+    std::vector<double> x(std::min(token_chunk, rows.rows()) * n_);
+    std::size_t bad_row = 0, bad_col = 0;
+    for (std::size_t t0 = 0; t0 < rows.rows(); t0 += token_chunk) {
+      const std::size_t count = std::min(token_chunk, rows.rows() - t0);
+      detail::copy_finite_rows(rows, t0, count, x.data(), bad_row, bad_col);
+      team.run(tiles.size(), [&](std::size_t task) {
+        const tile& t = tiles[task];
+        const std::size_t row_end = std::min(t.row0 + tile_rows, n_);
+        const std::size_t col_begin = std::max(t.col0, t.row0), col_end = std::min(t.col0 + tile_cols, n_);
+        detail::dispatch([&](auto arch) {
+          detail::dense_kernel<double, decltype(arch)>::multiply_add(
+              x.data() + t.row0, n_, x.data() + col_begin, n_, count, h_.data() + t.row0 * n_ + col_begin,
+              n_, row_end - t.row0, col_end - col_begin, false);
+        });
+      });
+    }
+    tokens_ += rows.rows();
+  }
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void accumulate(matrix_view<T> rows) {
+    accumulate(matrix_view<const T>(rows));
+  }
+
+  /// Adds another accumulator's H (same dimension), as if its rows had been fed here.
+  void merge(const hessian_stats& other) {
+    detail::check(other.n_ == n_, "hessian_stats::merge", "dimensions differ: ", n_, " vs ", other.n_);
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t j = i; j < n_; ++j) h_[i * n_ + j] += other.h_[i * n_ + j];
+    tokens_ += other.tokens_;
+  }
+
+  /// H <- R^T H R, the matrix of the rows x R, for an orthogonal (or any) n x n change of basis:
+  /// apply_rows(matrix_view<double> m) must do m <- m R in place on rows of n columns
+  /// (site_transform::apply_rows does). Computed on the full symmetric H, in double.
+  template <class F>
+  void change_basis(F&& apply_rows) {
+    std::vector<double> m = dense();
+    apply_rows(matrix_view<double>(m.data(), n_, n_));  // H R
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t j = i + 1; j < n_; ++j) std::swap(m[i * n_ + j], m[j * n_ + i]);
+    apply_rows(matrix_view<double>(m.data(), n_, n_));  // (H R)^T R = R^T H R
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t j = i; j < n_; ++j) h_[i * n_ + j] = m[i * n_ + j];
+  }
+
+  /// Number of channels.
+  [[nodiscard]] std::size_t dim() const noexcept { return n_; }
+  /// Tokens (rows) accumulated.
+  [[nodiscard]] std::size_t tokens() const noexcept { return tokens_; }
+  /// The n x n storage: H_ij at (i, j) for j >= i; entries below the diagonal are unspecified.
+  [[nodiscard]] matrix_view<const double> upper() const noexcept { return {h_.data(), n_, n_}; }
+  /// H_ij = H_ji.
+  [[nodiscard]] double operator()(std::size_t i, std::size_t j) const {
+    detail::check(i < n_ && j < n_, "hessian_stats", "entry (", i, ", ", j, ") out of range for dimension ", n_);
+    return i <= j ? h_[i * n_ + j] : h_[j * n_ + i];
+  }
+  /// H in full (row-major n x n, symmetric).
+  [[nodiscard]] std::vector<double> dense() const {
+    std::vector<double> m(h_.size());
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t j = i; j < n_; ++j) m[i * n_ + j] = m[j * n_ + i] = h_[i * n_ + j];
+    return m;
+  }
+
+ private:
+  std::size_t n_;
+  hessian_options options_;
+  std::size_t tokens_ = 0;
+  std::vector<double> h_;
+};
 
 SINGLEQUANT_END_NAMESPACE
 

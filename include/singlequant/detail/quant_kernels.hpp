@@ -113,6 +113,17 @@ SINGLEQUANT_INLINE int quantize_one(T x, T inv, T lo, T hi) noexcept {
   return static_cast<int>(round_even_small<Arch>(y));
 }
 
+/// The value code dequantises to, (code - zero) * scale, as dequantize writes it: in float for
+/// float output, in double for double output.
+template <class T, class Arch>
+SINGLEQUANT_INLINE T dequantize_one(int code, int zero, float scale) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return static_cast<float>(code - zero) * scale;
+  } else {
+    return static_cast<T>(code - zero) * static_cast<T>(scale);
+  }
+}
+
 /// Empty asm barrier: the value must be materialised, so the compiler cannot contract the multiply
 /// that produced it into an FMA with a later add (which would make results depend on -mfma).
 template <class Arch, class V>
