@@ -7,10 +7,19 @@
 // per-token symmetric INT4 activations (clip 0.9) and per-output-row symmetric INT4 weights (RTN
 // with an MSE clip search), both on the -7..7 grid unless --full-grid.
 //
+// --gptq: instead, the W4 (weights only) layer-output error on the held-out tokens of GPTQ against
+// RTN with an MSE clip search (same grid and scale granularity: per row, or --group N), in three
+// bases: none, the randomised Hadamard, SingleQuant (H+art+urt). GPTQ's H = X^T X comes from the
+// calibration tokens in the basis the weights are quantised in; error = ||X W^T - X Q^T||^2 /
+// ||X W^T||^2 in percent, and the GPTQ / RTN ratio of it.
+//
 // Usage: measure_sites [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid]
-//                      [--verbose]
+//                      [--verbose] [--gptq [--group N]]
 // Prints one markdown table per model; a model whose file is absent is skipped with a message.
 #include <singlequant/singlequant.hpp>
+
+#include <algorithm>
+#include <optional>
 
 #include <chrono>
 #include <cmath>
@@ -116,6 +125,57 @@ double w4a4_sqnr(const site_data& d, const sq::site_transform* transform, bool f
       .sqnr_db;
 }
 
+// Weights-only (W4) output error on the held-out rows, in percent of ||X W^T||^2, with the rows
+// and the weights in the basis `transform` gives (none: as they are).
+struct w4_errors {
+  double rtn = 0, gptq = 0, gptq_act_order = 0;
+};
+
+double weight_only_error(const std::vector<float>& x, std::size_t rows, const std::vector<float>& w,
+                         std::size_t out, std::size_t n, const sq::packed_int4& q) {
+  double error = 0, signal = 0;
+  std::vector<double> dq(out * n), wd(out * n);
+  for (std::size_t i = 0; i < out; ++i)
+    for (std::size_t k = 0; k < n; ++k) {
+      wd[i * n + k] = w[i * n + k];
+      dq[i * n + k] = w[i * n + k] - static_cast<double>(q.value(i, k));
+    }
+  for (std::size_t t = 0; t < rows; ++t) {
+    const float* xt = x.data() + t * n;
+    for (std::size_t i = 0; i < out; ++i) {
+      double y = 0, e = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        y += xt[k] * wd[i * n + k];
+        e += xt[k] * dq[i * n + k];
+      }
+      signal += y * y;
+      error += e * e;
+    }
+  }
+  return 100.0 * error / signal;
+}
+
+w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, const sq::quant_config& weights) {
+  const std::size_t n = d.width, out = d.out_features;
+  std::vector<float> w = d.weight, calibration = d.calibration, held_out = d.held_out;
+  if (transform != nullptr) {
+    transform->fold_into_weights(sq::matrix_view<float>(w.data(), out, n));
+    transform->apply_rows(sq::matrix_view<float>(calibration.data(), d.calibration_rows(), n));
+    transform->apply_rows(sq::matrix_view<float>(held_out.data(), d.held_out_rows(), n));
+  }
+  sq::hessian_stats h(n);
+  h.accumulate(sq::matrix_view<const float>(calibration.data(), d.calibration_rows(), n));
+  const sq::matrix_view<const float> wv(w.data(), out, n);
+  sq::gptq_options options;
+  options.quant = weights;
+  w4_errors e;
+  e.rtn = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::quantize(wv, weights));
+  e.gptq = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
+  options.act_order = true;
+  e.gptq_act_order = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
+  return e;
+}
+
 struct variant {
   std::string name;
   bool identity = false;
@@ -190,8 +250,10 @@ bool reads_residual(llama2c::site s) {
   return s == llama2c::site::attn_qkv || s == llama2c::site::ffn_up;
 }
 
+int run_gptq_table(std::map<site_key, site_data>& sites, bool full_grid, std::size_t group);
+
 int run_model(const std::string& dir, const std::string& name, const std::string& tokenizer_file,
-              int sequences, int length, bool full_grid) {
+              int sequences, int length, bool full_grid, bool gptq, std::size_t group) {
   const std::string model_path = dir + "/" + name + ".bin";
   if (!std::filesystem::exists(model_path)) {
     std::printf("skipped %s: %s not found\n", name.c_str(), model_path.c_str());
@@ -209,6 +271,7 @@ int run_model(const std::string& dir, const std::string& name, const std::string
               name.c_str(), sequences, sequences, length,
               std::chrono::duration<double>(t1 - t0).count());
 
+  if (gptq) return run_gptq_table(sites, full_grid, group);
   const auto variants = make_variants();
   // Shared residual-stream calibrator: every attn_qkv and ffn_up input of every layer.
   std::optional<sq::calibrator> shared;
@@ -296,13 +359,61 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   return 0;
 }
 
+int run_gptq_table(std::map<site_key, site_data>& sites, bool full_grid, std::size_t group) {
+  sq::quant_config weights;
+  weights.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
+  weights.gran = group == 0 ? sq::granularity::per_row : sq::granularity::per_group;
+  weights.group_size = group;
+  weights.mse_clip_search = true;
+  const auto variants = make_variants();
+  const variant& hadamard = variants[1];
+  const variant& full = variants[variants.size() - 2];  // H+art+urt, per site
+  const char* bases[] = {"none", "hadamard", "H+art+urt"};
+  std::printf("W4 output error, %% of ||X W^T||^2 (held-out); GPTQ / RTN ratio of it; GPTQ act-order = "
+              "columns by decreasing H_jj\n\n| site | n | out |");
+  for (const char* b : bases) std::printf(" %s RTN | GPTQ | act-order | ratio |", b);
+  std::printf("\n|---|---|---|");
+  for (int b = 0; b < 3; ++b) std::printf("---|---|---|---|");
+  std::printf("\n");
+  double ratio_sum[3] = {0, 0, 0}, ratio_max[3] = {0, 0, 0}, plain_sum[3] = {0, 0, 0};
+  int counted = 0;
+  for (auto& [key, d] : sites) {
+    if (group != 0 && d.width % group != 0) continue;
+    sq::calibrator calibrator(d.width, hadamard.options);
+    calibrator.observe(sq::matrix_view<const float>(d.calibration, d.calibration_rows(), d.width));
+    const sq::site_transform had = calibrator.build(hadamard.options);
+    const sq::site_transform single = calibrator.build(full.options);
+    const sq::site_transform* transforms[] = {nullptr, &had, &single};
+    std::printf("| %s | %zu | %zu |", site_name(key).c_str(), d.width, d.out_features);
+    for (int b = 0; b < 3; ++b) {
+      const w4_errors e = gptq_vs_rtn(d, transforms[b], weights);
+      const double ratio = e.gptq_act_order / e.rtn;
+      std::printf(" %.3f | %.3f | %.3f | %.2f |", e.rtn, e.gptq, e.gptq_act_order, ratio);
+      ratio_sum[b] += ratio;
+      ratio_max[b] = std::max(ratio_max[b], ratio);
+      plain_sum[b] += e.gptq / e.rtn;
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+    ++counted;
+  }
+  if (counted == 0) return 0;
+  std::printf("\nGPTQ act-order / RTN, mean (max) over %d sites:", counted);
+  for (int b = 0; b < 3; ++b) std::printf(" %s %.2f (%.2f);", bases[b], ratio_sum[b] / counted, ratio_max[b]);
+  std::printf("\nGPTQ (natural order) / RTN, mean:");
+  for (int b = 0; b < 3; ++b) std::printf(" %s %.2f;", bases[b], plain_sum[b] / counted);
+  std::printf("\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string dir = SINGLEQUANT_MODELS_DIR;
   if (const char* env = std::getenv("SINGLEQUANT_MODELS_DIR")) dir = env;
   int sequences = 4, length = 128;
-  bool full_grid = false;
+  bool full_grid = false, gptq = false;
+  std::size_t group = 0;
   std::string only;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -312,15 +423,23 @@ int main(int argc, char** argv) {
     else if (arg == "--model" && i + 1 < argc) only = argv[++i];
     else if (arg == "--full-grid") full_grid = true;
     else if (arg == "--verbose") verbose = true;
+    else if (arg == "--gptq") gptq = true;
+    else if (arg == "--group" && i + 1 < argc) group = static_cast<std::size_t>(std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose] [--gptq [--group N]]\n", argv[0]);
       return 2;
     }
   }
-  std::printf("# W4A4 output SQNR (dB) per linear-layer input site, held-out tokens\n");
-  std::printf("activations per-token symmetric INT4 (clip 0.9), weights per-row INT4 RTN + MSE clip, grid %s\n",
-              full_grid ? "-8..7" : "-7..7");
-  if (only.empty() || only == "stories260K") run_model(dir, "stories260K", "tok512.bin", sequences, length, full_grid);
-  if (only.empty() || only == "pycode11M") run_model(dir, "pycode11M", "tok_bytes512.bin", sequences, length, full_grid);
+  if (gptq) {
+    std::printf("# W4 (weights only) output error per linear-layer input site, held-out tokens: GPTQ vs RTN\n");
+    std::printf("weights INT4 %s, MSE clip search, grid %s\n", group == 0 ? "per row" : ("per group of " + std::to_string(group)).c_str(),
+                full_grid ? "-8..7" : "-7..7");
+  } else {
+    std::printf("# W4A4 output SQNR (dB) per linear-layer input site, held-out tokens\n");
+    std::printf("activations per-token symmetric INT4 (clip 0.9), weights per-row INT4 RTN + MSE clip, grid %s\n",
+                full_grid ? "-8..7" : "-7..7");
+  }
+  if (only.empty() || only == "stories260K") run_model(dir, "stories260K", "tok512.bin", sequences, length, full_grid, gptq, group);
+  if (only.empty() || only == "pycode11M") run_model(dir, "pycode11M", "tok_bytes512.bin", sequences, length, full_grid, gptq, group);
   return 0;
 }
