@@ -13,8 +13,8 @@
 #include <cstddef>
 #include <type_traits>
 
-#include "../simd.hpp"
-#include "moment_kernels.hpp"  // SINGLEQUANT_UNROLL
+#include "simd_core.hpp"
+#include "moment_kernels.hpp"
 #include "quant_kernels.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
