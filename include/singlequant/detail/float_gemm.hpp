@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "parallel.hpp"  // resolve_threads
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
@@ -81,13 +82,6 @@ inline void gemm_xwt(const float* x, std::size_t ldx, std::size_t tokens, const 
       }
     }
   }
-}
-
-/// Threads to use: `requested`, or the hardware's count when 0 (at least 1).
-inline std::size_t resolve_threads(std::size_t requested) noexcept {
-  if (requested != 0) return requested;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
 }
 
 /// Runs task(i) for i in [0, count) on up to `threads` threads (the calling one included). Tasks
