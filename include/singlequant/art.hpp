@@ -67,44 +67,83 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
 
 }  // namespace detail
 
-/// Builds the ART rotation from statistics in the rotation basis (see the file comment). Flagging
-/// and angles use the statistics' row sample (every row while the sample is complete).
-/// Errors: statistics of zero tokens, non-finite statistics, no row sample, tau_mag not > 0.
-[[nodiscard]] inline art_result build_art(const activation_stats& stats,
-                                          const art_options& options = {}) {
-  stats.check_buildable("build_art");
-  detail::check(std::isfinite(options.tau_mag) && options.tau_mag > 0, "build_art",
-                "tau_mag must be finite and > 0, got ", options.tau_mag);
-  const std::size_t n = stats.dim();
-  detail::working_set ws =
-      detail::make_working_set(stats, options.weighting, 0, [](matrix_view<double>) {});
-  art_result result{givens_sequence<double>(n), {}};
-  detail::report_before(result.report, ws);
+namespace detail {
 
-  std::vector<double> peak(n);
-  for (std::size_t k = 0; k < n; ++k) peak[k] = ws.absmax(k);
-  const double threshold = options.tau_mag * detail::median_of(peak);
+/// How far channel k stands out: absmax over the token rows, and with weight rows the larger of the
+/// two sides' absmax relative to their own median (so either side can flag it).
+class outlier_scores {
+ public:
+  outlier_scores(const working_set& ws, double tau_mag)
+      : joint_(ws.has_weight_rows()), token_peak_(ws.dim()), weight_peak_(joint_ ? ws.dim() : 0) {
+    for (std::size_t k = 0; k < ws.dim(); ++k) token_peak_[k] = ws.absmax(k);
+    token_threshold_ = tau_mag * median_of(token_peak_);
+    if (joint_) {
+      for (std::size_t k = 0; k < ws.dim(); ++k) weight_peak_[k] = ws.weight_absmax(k);
+      weight_threshold_ = tau_mag * median_of(weight_peak_);
+    }
+  }
+  void update(const working_set& ws, std::size_t k) {
+    token_peak_[k] = ws.absmax(k);
+    if (joint_) weight_peak_[k] = ws.weight_absmax(k);
+  }
+  [[nodiscard]] bool flagged(std::size_t k) const noexcept {
+    return token_peak_[k] > token_threshold_ || (joint_ && weight_peak_[k] > weight_threshold_);
+  }
+  /// The ranking key (larger: louder).
+  [[nodiscard]] double score(std::size_t k) const noexcept {
+    if (!joint_) return token_peak_[k];
+    return std::max(relative(token_peak_[k], token_threshold_),
+                    relative(weight_peak_[k], weight_threshold_));
+  }
+
+ private:
+  static double relative(double peak, double threshold) noexcept {
+    return threshold > 0 ? peak / threshold : peak;
+  }
+  bool joint_;
+  std::vector<double> token_peak_, weight_peak_;
+  double token_threshold_ = 0, weight_threshold_ = 0;
+};
+
+inline art_result build_art_on(const activation_stats& stats, const weight_stats* weights,
+                               const art_options& options) {
+  stats.check_buildable("build_art");
+  check(std::isfinite(options.tau_mag) && options.tau_mag > 0, "build_art",
+        "tau_mag must be finite and > 0, got ", options.tau_mag);
+  const std::size_t n = stats.dim();
+  check(weights == nullptr || weights->dim() == n, "build_art", "weight rows have ",
+        weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
+  working_set ws =
+      make_working_set(stats, weights, options.weighting, 0, [](matrix_view<double>) {});
+  art_result result{givens_sequence<double>(n), {}};
+  report_before(result.report, ws);
+
+  outlier_scores scores(ws, options.tau_mag);
   // Largest first, ties by index.
-  auto by_peak_desc = [&](std::size_t a, std::size_t b) {
-    return peak[a] != peak[b] ? peak[a] > peak[b] : a < b;
+  auto by_score_desc = [&](std::size_t a, std::size_t b) {
+    const double sa = scores.score(a), sb = scores.score(b);
+    return sa != sb ? sa > sb : a < b;
   };
   std::vector<std::size_t> current;
   for (std::size_t k = 0; k < n; ++k)
-    if (peak[k] > threshold) current.push_back(k);
-  std::sort(current.begin(), current.end(), by_peak_desc);
+    if (scores.flagged(k)) current.push_back(k);
+  std::sort(current.begin(), current.end(), by_score_desc);
   if (options.max_outliers > 0 && current.size() > options.max_outliers)
     current.resize(options.max_outliers);
   result.report.outliers = current.size();
 
   std::vector<char> touched(n, 0);
   for (const std::size_t k : current) touched[k] = 1;
-  // Quiet partners: smallest absmax first, then smallest fourth moment, then index.
-  std::vector<double> fourth(n);
-  for (std::size_t k = 0; k < n; ++k) fourth[k] = ws.fourth(k);
+  // Quiet partners: smallest score first, then smallest fourth moment, then index.
+  std::vector<double> fourth(n), quiet_score(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    fourth[k] = ws.fourth(k);
+    quiet_score[k] = scores.score(k);
+  }
   std::vector<std::size_t> quiet(n);
   for (std::size_t k = 0; k < n; ++k) quiet[k] = k;
   std::sort(quiet.begin(), quiet.end(), [&](std::size_t a, std::size_t b) {
-    if (peak[a] != peak[b]) return peak[a] < peak[b];
+    if (quiet_score[a] != quiet_score[b]) return quiet_score[a] < quiet_score[b];
     if (fourth[a] != fourth[b]) return fourth[a] < fourth[b];
     return a < b;
   });
@@ -119,7 +158,7 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
       const std::size_t q = quiet[next_quiet];
       touched[q] = 1;
       double decrease = 0;
-      const double theta = detail::pair_angle(ws, f, q, options.rule, &decrease);
+      const double theta = pair_angle(ws, f, q, options.rule, &decrease);
       if (options.rule == angle_rule::l4 && !(decrease > 0)) continue;  // already l4-optimal
       const auto g = givens<double>::from_angle(f, q, theta);
       ws.rotate(g.i, g.j, g.c, g.s);
@@ -131,16 +170,36 @@ inline double pair_angle(const working_set& ws, std::size_t i, std::size_t j, an
     result.report.rotations += stage.size();
     ++result.report.stages;
     result.rotations.push_back_stage(givens_stage<double>(std::move(stage)));
-    // Next level: the rotated channels still above the (first-level) threshold.
+    // Next level: the rotated channels still above the (first-level) thresholds.
     current.clear();
     for (const std::size_t k : rotated) {
-      peak[k] = ws.absmax(k);
-      if (peak[k] > threshold) current.push_back(k);
+      scores.update(ws, k);
+      if (scores.flagged(k)) current.push_back(k);
     }
-    std::sort(current.begin(), current.end(), by_peak_desc);
+    std::sort(current.begin(), current.end(), by_score_desc);
   }
-  detail::report_after(result.report, ws);
+  report_after(result.report, ws);
   return result;
+}
+
+}  // namespace detail
+
+/// Builds the ART rotation from statistics in the rotation basis (see the file comment). Flagging
+/// and angles use the statistics' row sample (every row while the sample is complete).
+/// Errors: statistics of zero tokens, non-finite statistics, no row sample, tau_mag not > 0.
+[[nodiscard]] inline art_result build_art(const activation_stats& stats,
+                                          const art_options& options = {}) {
+  return detail::build_art_on(stats, nullptr, options);
+}
+
+/// ART on the joint objective (stats.hpp weight_term_options): the angles use the sums over the
+/// token rows and the weighted weight rows; a channel is flagged when its absmax exceeds tau_mag x
+/// the median on either side, and ranked (and partners chosen) by the larger relative absmax.
+/// An inactive weight term (lambda = 0 or no rows) builds exactly build_art(stats, options).
+/// Errors: as build_art, and weight rows of another width.
+[[nodiscard]] inline art_result build_art(const activation_stats& stats, const weight_stats& weights,
+                                          const art_options& options = {}) {
+  return detail::build_art_on(stats, &weights, options);
 }
 
 SINGLEQUANT_END_NAMESPACE

@@ -183,6 +183,12 @@ SINGLEQUANT_INLINE void check(bool condition, std::string_view function, const P
   return a != 0 && product / a != b;
 }
 
+/// a + b with an overflow check, for sizes computed from user extents.
+[[nodiscard]] inline bool add_overflows(std::size_t a, std::size_t b, std::size_t& sum) {
+  sum = a + b;
+  return sum < a;
+}
+
 }  // namespace detail
 
 SINGLEQUANT_END_NAMESPACE

@@ -25,6 +25,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -70,9 +72,33 @@ enum class token_weighting {
   raw,  ///< the sums of the activations as they are
 };
 
+/// How the sampled weight rows of a site count in the joint objective (weight_term_options).
+enum class weight_row_weighting {
+  unit,    ///< every row scaled to unit l2 norm, weight lambda M / N each (default)
+  energy,  ///< unit rows weighted by their energy share: lambda M ||w_i||^2 / sum_r ||w_r||^2
+};
+
+/// The weight side of the joint objective (method.md, issue 21). A rotation R is shared by a site's
+/// activations (x R) and its weights (W R), and both are quantised; with unit-norm tokens and rows the
+/// first-order W4A4 output error is (mean token peakiness) + (mean weight-row peakiness), and l4 is
+/// the smooth proxy of the peak, so the builders minimise
+///   sum_t sum_k y_tk^4  +  sum_i omega_i sum_k w_ik^4
+/// over the token rows y_t (as token_weighting says) and the normalised weight rows w_i in the
+/// rotation basis, with sum_i omega_i = lambda M, M = sum_t ||y_t||^4 (M = T for unit-norm tokens).
+/// lambda = 0 (or no weight rows) is the activation-only objective, bit for bit.
+struct weight_term_options {
+  double lambda = 1.0;  ///< weight of the weight side (finite, >= 0)
+  weight_row_weighting weighting = weight_row_weighting::unit;
+  /// Weight rows sampled (evenly strided over the concatenated matrices; 0: all). The rows join the
+  /// builders' working set, whose cost is O(rows x n) per rotation.
+  std::size_t max_rows = 1024;
+};
+
 /// What a builder did, measured on the calibration row sample (before / after its rotations).
-/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting); max_over_rms = mean over the sample rows of
-/// max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all zero count as 1).
+/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting), plus the
+/// weighted weight rows with an active weight term (the joint objective, weight_term_options);
+/// max_over_rms = mean over the token rows of max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all
+/// zero count as 1).
 struct rotation_report {
   std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)
   std::size_t rotations = 0;  ///< Givens rotations built
@@ -446,15 +472,103 @@ class activation_stats {
   std::vector<double> outlier_peaks_;
 };
 
+/// The weights that read a site, as the builders use them: a bounded sample of weight rows in the
+/// rotation basis (in double) and the weight_term_options that say how much they count. Computed
+/// once per build (calibrator::build(weights) samples the user's matrices and changes the basis);
+/// nothing is streamed.
+class weight_stats {
+ public:
+  /// No rows yet, for sites of n channels (n >= 1).
+  explicit weight_stats(std::size_t n, weight_term_options options = {}) : options_(options) {
+    detail::check(n >= 1, "weight_stats", "dimension must be >= 1, got ", n);
+    detail::check(std::isfinite(options.lambda) && options.lambda >= 0, "weight_stats",
+                  "lambda must be finite and >= 0, got ", options.lambda);
+    rows_.cols = n;
+  }
+
+  /// Appends weight rows already in the rotation basis (rows x dim(), float or double). Every element
+  /// must be finite (a NaN or Inf is reported with its position; nothing is added).
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void add_rows(matrix_view<const T> rows) {
+    const std::size_t n = rows_.cols;
+    detail::check(rows.cols() == n, "weight_stats::add_rows", "rows have ", rows.cols(),
+                  " columns, the statistics ", n);
+    std::size_t total = 0, elements = 0;
+    detail::check(!detail::add_overflows(rows_.rows, rows.rows(), total) &&
+                      !detail::multiply_overflows(total, n, elements),
+                  "weight_stats::add_rows", rows.rows(), " more rows of ", n, " overflow");
+    std::vector<double> copy(rows.rows() * n);
+    std::size_t bad_row = 0, bad_col = 0;
+    detail::check(detail::copy_finite_rows(rows, 0, rows.rows(), copy.data(), bad_row, bad_col),
+                  "weight_stats::add_rows", "non-finite value at row ", bad_row, ", column ", bad_col);
+    rows_.values.insert(rows_.values.end(), copy.begin(), copy.end());
+    rows_.rows = total;
+  }
+  template <class T>
+    requires std::is_floating_point_v<T>
+  void add_rows(matrix_view<T> rows) {
+    add_rows(matrix_view<const T>(rows));
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return rows_.cols; }
+  [[nodiscard]] const weight_term_options& options() const noexcept { return options_; }
+  /// The rows (in the rotation basis, as added).
+  [[nodiscard]] matrix_view<const double> rows() const noexcept {
+    return {rows_.values.data(), rows_.rows, rows_.cols};
+  }
+  /// True when the weight side counts (lambda > 0 and at least one row).
+  [[nodiscard]] bool active() const noexcept { return options_.lambda > 0 && rows_.rows > 0; }
+
+ private:
+  weight_term_options options_;
+  detail::dense_rows rows_;
+};
+
 namespace detail {
 
-/// The builders' working set from the statistics' row sample: max_rows > 0 keeps rows
-/// t * sample_rows / max_rows, t < max_rows; rotate_rows(matrix_view<double>) then rotates the
-/// row-major copy (rotations already applied upstream), and unit_norm weighting scales each row to
-/// unit l2 norm.
+/// Rows r * total / count (r < count) of the matrices stacked in order, count = min(total, max_rows)
+/// (max_rows 0: every row), copied to doubles; `function` names the caller in the errors.
+template <class T>
+dense_rows sample_weight_rows(std::span<const matrix_view<const T>> weights, std::size_t n,
+                              std::size_t max_rows, std::string_view function) {
+  std::size_t total = 0;
+  for (std::size_t m = 0; m < weights.size(); ++m) {
+    check(weights[m].cols() == n, function, "weight matrix ", m, " has ", weights[m].cols(),
+          " columns (in_features), the site ", n);
+    check(!add_overflows(total, weights[m].rows(), total), function, "weight rows overflow");
+  }
+  const std::size_t count = max_rows == 0 ? total : std::min(total, max_rows);
+  dense_rows out;
+  out.cols = n;
+  out.rows = count;
+  std::size_t elements = 0;
+  check(!multiply_overflows(count, n, elements), function, count, " weight rows of ", n,
+        " overflow");
+  out.values.resize(elements);
+  std::size_t matrix = 0, first_row = 0;  // global index of matrix's row 0
+  for (std::size_t r = 0; r < count; ++r) {
+    // r * total / count without overflowing r * total (count rows were allocated, so count^2 fits).
+    const std::size_t global = r * (total / count) + r * (total % count) / count;
+    while (global >= first_row + weights[matrix].rows()) first_row += weights[matrix++].rows();
+    std::size_t bad_row = 0, bad_col = 0;
+    check(copy_finite_rows(weights[matrix], global - first_row, 1, out.row(r), bad_row, bad_col),
+          function, "non-finite weight in matrix ", matrix, " at row ", bad_row, ", column ",
+          bad_col);
+  }
+  return out;
+}
+
+/// The builders' working set from the statistics' row sample and, with an active weight term, the
+/// weight rows after them: max_rows > 0 keeps token rows t * sample_rows / max_rows, t < max_rows;
+/// rotate_rows(matrix_view<double>) then rotates the row-major copy (rotations already applied
+/// upstream); unit_norm weighting scales each token row to unit l2 norm, and weight row i is
+/// scaled to unit norm times omega_i^(1/4), omega_i = lambda M / N (unit) or
+/// lambda M e_i / sum e (energy), M = sum_t ||y_t||^4 over the weighted token rows.
 template <class RotateRows>
-working_set make_working_set(const activation_stats& stats, token_weighting weighting,
-                             std::size_t max_rows, RotateRows&& rotate_rows) {
+working_set make_working_set(const activation_stats& stats, const weight_stats* weights,
+                             token_weighting weighting, std::size_t max_rows,
+                             RotateRows&& rotate_rows) {
   const auto sample = stats.sample();
   std::size_t row_count = sample.rows();
   const std::size_t n = stats.dim();
@@ -469,18 +583,49 @@ working_set make_working_set(const activation_stats& stats, token_weighting weig
   } else {
     rows.assign(sample.data(), sample.data() + row_count * n);
   }
+  const std::size_t token_rows = row_count;
+  const bool joint = weights != nullptr && weights->active();
+  if (joint) {
+    const auto w = weights->rows();
+    rows.insert(rows.end(), w.data(), w.data() + w.rows() * n);
+    row_count += w.rows();
+  }
   rotate_rows(matrix_view<double>(rows.data(), row_count, n));
+  const auto energy_of = [&](std::size_t t) {
+    double energy = 0;
+    for (std::size_t k = 0; k < n; ++k) energy += rows[t * n + k] * rows[t * n + k];
+    return energy;
+  };
   if (weighting == token_weighting::unit_norm) {
-    for (std::size_t t = 0; t < row_count; ++t) {
-      double* r = rows.data() + t * n;
-      double energy = 0;
-      for (std::size_t k = 0; k < n; ++k) energy += r[k] * r[k];
+    for (std::size_t t = 0; t < token_rows; ++t) {
+      const double energy = energy_of(t);
       if (energy == 0) continue;
       const double inverse = 1.0 / std::sqrt(energy);
-      for (std::size_t k = 0; k < n; ++k) r[k] *= inverse;
+      for (std::size_t k = 0; k < n; ++k) rows[t * n + k] *= inverse;
     }
   }
-  return working_set(rows, row_count, n);
+  if (joint) {
+    double mass = 0;
+    for (std::size_t t = 0; t < token_rows; ++t) mass += energy_of(t) * energy_of(t);
+    const std::size_t count = row_count - token_rows;
+    std::vector<double> energy(count, 0.0);
+    double total_energy = 0;
+    for (std::size_t r = 0; r < count; ++r) {
+      energy[r] = energy_of(token_rows + r);
+      total_energy += energy[r];
+    }
+    const double side = weights->options().lambda * mass;
+    for (std::size_t r = 0; r < count; ++r) {
+      if (energy[r] == 0) continue;
+      const double omega = weights->options().weighting == weight_row_weighting::unit
+                               ? side / static_cast<double>(count)
+                               : side * (energy[r] / total_energy);
+      const double factor = std::sqrt(std::sqrt(omega)) / std::sqrt(energy[r]);
+      double* row = rows.data() + (token_rows + r) * n;
+      for (std::size_t k = 0; k < n; ++k) row[k] *= factor;
+    }
+  }
+  return working_set(rows, row_count, n, token_rows);
 }
 
 inline void report_before(rotation_report& report, const working_set& ws) {

@@ -55,6 +55,9 @@ struct transform_options {
   /// Kronecker form: the row factor a of n = a x b (0: hadamard_kronecker_split(n)).
   std::size_t kronecker_rows = 0;
   stats_options stats;           ///< statistics the calibrator keeps
+  /// The weight side of the joint objective (stats.hpp), used when the build is given the weights
+  /// that read the site (calibrator::build(weights), single_pass_quantize).
+  weight_term_options weight_term;
 };
 
 /// What building a transform did. Full form: art / urt. Kronecker form: art / urt describe the lane
@@ -487,23 +490,38 @@ inline void check_same_basis(const calibration_basis& collected, const calibrati
         collected.describe(), ", ", other_phrase, " ", other.describe());
 }
 
-/// ART then URT on statistics of one factor (or the full site).
+/// ART then URT on statistics of one factor (or the full site), on the joint objective when
+/// `weights` is given and active.
 inline givens_sequence<double> build_rotations(const activation_stats& stats,
+                                               const weight_stats* weights,
                                                const transform_options& options,
                                                rotation_report& art_report,
                                                rotation_report& urt_report) {
   givens_sequence<double> rotations(stats.dim());
   if (options.use_art) {
-    art_result art = build_art(stats, options.art);
+    art_result art = build_art_on(stats, weights, options.art);
     art_report = art.report;
     rotations.append(art.rotations);
   }
   if (options.use_urt && options.urt.mode != urt_mode::none) {
-    urt_result urt = build_urt(stats, rotations, options.urt);
+    urt_result urt = weights == nullptr ? build_urt(stats, rotations, options.urt)
+                                        : build_urt(stats, *weights, rotations, options.urt);
     urt_report = urt.report;
     rotations.append(urt.rotations);
   }
   return rotations.regrouped();  // fewest disjoint stages, same product
+}
+
+/// Rows (count x a b) read as a x b matrices X: the rows of every X (count a rows of b lanes) and
+/// the columns of every X (count b rows of a), the two factor bases of the Kronecker form.
+inline std::vector<double> kronecker_columns(const std::vector<double>& lanes, std::size_t count,
+                                             std::size_t a, std::size_t b) {
+  const std::size_t n = a * b;
+  std::vector<double> columns(count * n);
+  for (std::size_t t = 0; t < count; ++t)
+    for (std::size_t p = 0; p < a; ++p)
+      for (std::size_t q = 0; q < b; ++q) columns[t * n + q * a + p] = lanes[t * n + p * b + q];
+  return columns;
 }
 
 /// Statistics over given rows (all kept: the builders need every row of the factor).
@@ -520,60 +538,100 @@ inline activation_stats stats_of_rows(const std::vector<double>& rows, std::size
 
 }  // namespace detail
 
-/// Builds a site transform from statistics collected in the Hadamard basis of `options` (what
-/// calibrator::stats() holds: the rows after x -> x H, or after x -> x (H_a (x) H_b) for the
-/// Kronecker form). Errors: statistics of zero tokens or non-finite, a width the Hadamard cannot
-/// take, no row sample.
-[[nodiscard]] inline site_transform build_site_transform(const activation_stats& stats,
-                                                         const transform_options& options = {}) {
+namespace detail {
+
+inline site_transform build_site_transform_on(const activation_stats& stats,
+                                              const weight_stats* weights,
+                                              const transform_options& options) {
   constexpr const char* fn = "build_site_transform";
   const std::size_t n = stats.dim();
   stats.check_buildable(fn);
+  check(weights == nullptr || weights->dim() == n, fn, "weight rows have ",
+        weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
+  if (weights != nullptr && !weights->active()) weights = nullptr;  // the activation-only build
   transform_report report;
   if (options.structure == transform_structure::full) {
     transform_factor factor;
     factor.size = n;
     factor.use_hadamard = options.use_hadamard;
     factor.hadamard = options.hadamard;
-    detail::check(!options.use_hadamard || is_hadamard_order_supported(n), fn,
-                  "no Hadamard of order ", n, " (the site width)");
-    factor.rotations = detail::build_rotations(stats, options, report.art, report.urt);
+    check(!options.use_hadamard || is_hadamard_order_supported(n), fn, "no Hadamard of order ", n,
+          " (the site width)");
+    factor.rotations = build_rotations(stats, weights, options, report.art, report.urt);
     site_transform result(std::move(factor));
     result.set_report(report);
     return result;
   }
-  const kronecker_split split = detail::resolve_split(n, options, fn);
+  const kronecker_split split = resolve_split(n, options, fn);
   const std::size_t a = split.a, b = split.b;
   const auto sample = stats.sample();
   const std::size_t tokens = sample.rows();
-  // Lane factor first: every token gives a rows of b lanes (Y = H_a^T X H_b read row by row).
+  // Lane factor first: every token (and weight row) gives a rows of b lanes (Y = H_a^T X H_b read
+  // row by row).
   std::vector<double> lanes(sample.data(), sample.data() + tokens * n);
+  std::vector<double> weight_lanes;
+  const std::size_t weight_rows = weights == nullptr ? 0 : weights->rows().rows();
+  if (weights != nullptr)
+    weight_lanes.assign(weights->rows().data(), weights->rows().data() + weight_rows * n);
+  auto factor_weights = [&](const std::vector<double>& rows, std::size_t dim) {
+    weight_stats w(dim, weights == nullptr ? weight_term_options{} : weights->options());
+    if (weights != nullptr)
+      w.add_rows(matrix_view<const double>(rows.data(), weight_rows * n / dim, dim));
+    return w;
+  };
   transform_factor lane_factor;
   lane_factor.size = b;
   lane_factor.use_hadamard = options.use_hadamard;
-  lane_factor.hadamard = detail::factor_hadamard(options, true);
+  lane_factor.hadamard = factor_hadamard(options, true);
   {
-    const activation_stats lane_stats = detail::stats_of_rows(lanes, tokens * a, b);
-    lane_factor.rotations = detail::build_rotations(lane_stats, options, report.art, report.urt);
+    const activation_stats lane_stats = stats_of_rows(lanes, tokens * a, b);
+    const weight_stats lane_weights = factor_weights(weight_lanes, b);
+    lane_factor.rotations = build_rotations(lane_stats, weights == nullptr ? nullptr : &lane_weights,
+                                            options, report.art, report.urt);
   }
-  // Then the row factor on Y G_b: every token gives b columns of a rows.
+  // Then the row factor on Y G_b: every token (and weight row) gives b columns of a rows.
   lane_factor.rotations.apply_rows(matrix_view<double>(lanes.data(), tokens * a, b));
-  std::vector<double> columns(tokens * n);
-  for (std::size_t t = 0; t < tokens; ++t)
-    for (std::size_t p = 0; p < a; ++p)
-      for (std::size_t q = 0; q < b; ++q) columns[t * n + q * a + p] = lanes[t * n + p * b + q];
+  const std::vector<double> columns = kronecker_columns(lanes, tokens, a, b);
+  std::vector<double> weight_columns;
+  if (weights != nullptr) {
+    lane_factor.rotations.apply_rows(matrix_view<double>(weight_lanes.data(), weight_rows * a, b));
+    weight_columns = kronecker_columns(weight_lanes, weight_rows, a, b);
+  }
   transform_factor row_factor;
   row_factor.size = a;
   row_factor.use_hadamard = options.use_hadamard;
-  row_factor.hadamard = detail::factor_hadamard(options, false);
+  row_factor.hadamard = factor_hadamard(options, false);
   {
-    const activation_stats row_stats = detail::stats_of_rows(columns, tokens * b, a);
-    row_factor.rotations =
-        detail::build_rotations(row_stats, options, report.art_rows, report.urt_rows);
+    const activation_stats row_stats = stats_of_rows(columns, tokens * b, a);
+    const weight_stats row_weights = factor_weights(weight_columns, a);
+    row_factor.rotations = build_rotations(row_stats, weights == nullptr ? nullptr : &row_weights,
+                                           options, report.art_rows, report.urt_rows);
   }
   site_transform result(std::move(row_factor), std::move(lane_factor));
   result.set_report(report);
   return result;
+}
+
+}  // namespace detail
+
+/// Builds a site transform from statistics collected in the Hadamard basis of `options` (what
+/// calibrator::stats() holds: the rows after x -> x H, or after x -> x (H_a (x) H_b) for the
+/// Kronecker form). Errors: statistics of zero tokens or non-finite, a width the Hadamard cannot
+/// take, no row sample.
+[[nodiscard]] inline site_transform build_site_transform(const activation_stats& stats,
+                                                         const transform_options& options = {}) {
+  return detail::build_site_transform_on(stats, nullptr, options);
+}
+
+/// Builds a site transform on the joint objective: `weights` holds rows of the site's weights in
+/// the same Hadamard basis (W H, or W (H_a (x) H_b)), with their weight term; both factors of the
+/// Kronecker form see every weight row as a rows of b lanes and b columns of a, like the tokens.
+/// An inactive weight term builds exactly build_site_transform(stats, options).
+/// Errors: as build_site_transform, and weight rows of another width.
+[[nodiscard]] inline site_transform build_site_transform(const activation_stats& stats,
+                                                         const weight_stats& weights,
+                                                         const transform_options& options = {}) {
+  return detail::build_site_transform_on(stats, &weights, options);
 }
 
 /// The calibration flow of one site: owns the Hadamard part and the statistics in its basis.
@@ -638,7 +696,8 @@ class calibrator {
     stats_.merge(other.stats_);
   }
 
-  /// Builds the site transform (errors: no tokens observed, non-finite statistics).
+  /// Builds the site transform from the activations alone (errors: no tokens observed,
+  /// non-finite statistics).
   [[nodiscard]] site_transform build() const { return build_site_transform(stats_, options_); }
   /// Builds with other ART/URT rules on the same statistics (error: `rules` name another Hadamard
   /// basis than the one the statistics were collected in).
@@ -646,6 +705,40 @@ class calibrator {
     detail::check_same_basis(basis_key_, detail::basis_of(n_, rules, "calibrator::build"),
                              "calibrator::build", "the rules ask for");
     return build_site_transform(stats_, rules);
+  }
+  /// Builds on the joint objective (stats.hpp weight_term_options) with the weights that read the
+  /// site: any number of matrices, each out_features x size() (row-major views, y = x W^T), e.g.
+  /// {W_q, W_k, W_v}. options().weight_term.max_rows rows are sampled, evenly strided over the
+  /// stacked matrices, changed to the Hadamard basis once and given to the builders.
+  /// Errors: as build(), a matrix of another width, a non-finite weight in the sampled rows.
+  template <class T>
+    requires std::is_floating_point_v<T>
+  [[nodiscard]] site_transform build(std::span<const matrix_view<const T>> weights) const {
+    return build_site_transform(stats_, weight_stats_of(weights, options_.weight_term), options_);
+  }
+  /// The joint build with other rules (the Hadamard part must match; rules.weight_term applies).
+  template <class T>
+    requires std::is_floating_point_v<T>
+  [[nodiscard]] site_transform build(std::span<const matrix_view<const T>> weights,
+                                     const transform_options& rules) const {
+    detail::check_same_basis(basis_key_, detail::basis_of(n_, rules, "calibrator::build"),
+                             "calibrator::build", "the rules ask for");
+    return build_site_transform(stats_, weight_stats_of(weights, rules.weight_term), rules);
+  }
+  /// Rows of `weights` (sampled as build(weights) does) in the statistics' Hadamard basis.
+  template <class T>
+    requires std::is_floating_point_v<T>
+  [[nodiscard]] weight_stats weight_stats_of(std::span<const matrix_view<const T>> weights,
+                                             const weight_term_options& term) const {
+    weight_stats result(n_, term);
+    if (term.lambda == 0) return result;  // nothing counts: skip the sampling
+    detail::dense_rows rows =
+        detail::sample_weight_rows(weights, n_, term.max_rows, "calibrator::build");
+    const matrix_view<double> view(rows.values.data(), rows.rows, n_);
+    if (hadamard_) hadamard_->apply_rows(view);
+    if (basis_) basis_->apply_rows(view);
+    result.add_rows(matrix_view<const double>(view));
+    return result;
   }
   /// The statistics in the Hadamard basis.
   [[nodiscard]] const activation_stats& stats() const noexcept { return stats_; }

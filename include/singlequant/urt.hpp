@@ -388,7 +388,7 @@ inline void build_chain(working_set& ws, const urt_options& options, std::size_t
 }
 
 template <class Arch>
-urt_result build_urt_on(const activation_stats& stats,
+urt_result build_urt_on(const activation_stats& stats, const weight_stats* weights,
                         const givens_sequence<double>& already_applied,
                         const urt_options& options) {
   stats.check_buildable("build_urt");
@@ -401,10 +401,13 @@ urt_result build_urt_on(const activation_stats& stats,
         "energy_tolerance must be finite and >= 0, got ", options.energy_tolerance);
   check(std::isfinite(options.tau_nominal) && options.tau_nominal > 0, "build_urt",
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
-  working_set ws =
-      make_working_set(stats, options.weighting, options.max_rows, [&](matrix_view<double> rows) {
-        if (already_applied.rotation_count() > 0) already_applied.apply_rows(rows);
-      });
+  check(weights == nullptr || weights->dim() == n, "build_urt", "weight rows have ",
+        weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
+  working_set ws = make_working_set(stats, weights, options.weighting, options.max_rows,
+                                    [&](matrix_view<double> rows) {
+                                      if (already_applied.rotation_count() > 0)
+                                        already_applied.apply_rows(rows);
+                                    });
   urt_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
   switch (options.mode) {
@@ -414,7 +417,7 @@ urt_result build_urt_on(const activation_stats& stats,
       std::vector<char> touched(n, 0);
       for (const auto& stage : already_applied.stages())
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
-      const bool dense_start = stats.sample_is_complete() &&
+      const bool dense_start = !ws.has_weight_rows() && stats.sample_is_complete() &&
                                options.weighting == token_weighting::raw && ws.rows() == stats.tokens();
       greedy_l4_search<Arch> search(ws, stats, dense_start, touched, options.candidates);
       result.report.rotations = search.run(budget, options.min_relative_gain, result.rotations);
@@ -449,7 +452,20 @@ urt_result build_urt_on(const activation_stats& stats,
                                           const givens_sequence<double>& already_applied,
                                           const urt_options& options = {}) {
   return detail::dispatch(
-      [&](auto arch) { return detail::build_urt_on<decltype(arch)>(stats, already_applied, options); });
+      [&](auto arch) { return detail::build_urt_on<decltype(arch)>(stats, nullptr, already_applied, options); });
+}
+
+/// URT on the joint objective (stats.hpp weight_term_options): every mode works on the token rows
+/// and the weighted weight rows, which `already_applied` rotates too; greedy_l4 then never raises
+/// the joint sum sum_t sum_k y_tk^4 + sum_i omega_i sum_k w_ik^4. An inactive weight term (lambda = 0
+/// or no rows) builds exactly build_urt(stats, already_applied, options).
+/// Errors: as build_urt, and weight rows of another width.
+[[nodiscard]] inline urt_result build_urt(const activation_stats& stats, const weight_stats& weights,
+                                          const givens_sequence<double>& already_applied,
+                                          const urt_options& options = {}) {
+  return detail::dispatch([&](auto arch) {
+    return detail::build_urt_on<decltype(arch)>(stats, &weights, already_applied, options);
+  });
 }
 
 /// build_urt with nothing applied before.

@@ -78,8 +78,8 @@ TEST_CASE("urt greedy: every ISA path builds the same rotations, bit for bit") {
     sq::urt_options options;
     options.weighting = weighting;
     const sq::givens_sequence<double> none(n);
-    const auto a = sq::detail::build_urt_on<test_arch>(stats, none, options);
-    const auto b = sq::detail::build_urt_on<scalar_arch>(stats, none, options);
+    const auto a = sq::detail::build_urt_on<test_arch>(stats, nullptr, none, options);
+    const auto b = sq::detail::build_urt_on<scalar_arch>(stats, nullptr, none, options);
     REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
     CHECK(a.rotations.rotation_count() > 0);
     for (std::size_t s = 0; s < a.rotations.stages().size(); ++s) {

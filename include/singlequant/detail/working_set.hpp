@@ -20,17 +20,23 @@ namespace detail {
 /// rotated channels. Stored in panels of 8 columns (panel p holds columns 8p..8p+7 of every row,
 /// row after row): the builders sweep columns over all rows, which then reads contiguous memory
 /// (see moment_kernels.hpp column_offset).
+/// With an active weight term the weight rows follow the token rows (rows token_rows() .. rows()),
+/// each scaled to unit norm and then by omega_i^(1/4) (stats.hpp weight_term_options), so every sum
+/// over the rows is the joint objective's sum.
 class working_set {
  public:
   /// From rows x n row-major doubles (already selected, rotated and weighted; see
-  /// make_working_set).
-  working_set(const std::vector<double>& rows, std::size_t row_count, std::size_t n)
-      : rows_(row_count), n_(n) {
+  /// make_working_set); rows token_rows .. row_count are weight rows.
+  working_set(const std::vector<double>& rows, std::size_t row_count, std::size_t n,
+              std::size_t token_rows)
+      : rows_(row_count), n_(n), token_rows_(token_rows) {
     y_.assign((n_ + 7) / 8 * 8 * rows_, 0.0);
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t k = 0; k < n_; ++k) at(t, k) = rows[t * n_ + k];
   }
 
+  /// Rows 0 .. token_rows() are tokens, the rest weight rows.
+  [[nodiscard]] std::size_t token_rows() const noexcept { return token_rows_; }
   [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
   [[nodiscard]] std::size_t dim() const noexcept { return n_; }
   /// Storage for the kernels: element (t, k) at data()[t * row_stride() + column_offset(k, panel_stride())].
@@ -71,11 +77,21 @@ class working_set {
     }
     return s;
   }
-  /// max_t |y_ti| and the first row reaching it.
+  /// max_t |y_ti| over the token rows and the first row reaching it.
   [[nodiscard]] double absmax(std::size_t i, std::size_t* where = nullptr) const noexcept {
+    return absmax_in(i, 0, token_rows_, where);
+  }
+  /// max |y_ti| over the weight rows (0 without them).
+  [[nodiscard]] double weight_absmax(std::size_t i) const noexcept {
+    return absmax_in(i, token_rows_, rows_, nullptr);
+  }
+  [[nodiscard]] bool has_weight_rows() const noexcept { return rows_ > token_rows_; }
+  /// max |y_ti| over rows first .. last and the first row reaching it.
+  [[nodiscard]] double absmax_in(std::size_t i, std::size_t first, std::size_t last,
+                                 std::size_t* where) const noexcept {
     double peak = -1;
-    std::size_t row = 0;
-    for (std::size_t t = 0; t < rows_; ++t) {
+    std::size_t row = first;
+    for (std::size_t t = first; t < last; ++t) {
       const double a = std::fabs(value(t, i));
       if (a > peak) {
         peak = a;
@@ -95,19 +111,20 @@ class working_set {
     for (const double v : y_) s += (v * v) * (v * v);
     return std::sqrt(std::sqrt(s));
   }
-  /// mean over rows of max_k |y_tk| / rms(y_t).
+  /// mean over the token rows of max_k |y_tk| / rms(y_t).
   [[nodiscard]] double max_over_rms() const {
-    std::vector<double> row_major(rows_ * n_);
-    for (std::size_t t = 0; t < rows_; ++t)
+    std::vector<double> row_major(token_rows_ * n_);
+    for (std::size_t t = 0; t < token_rows_; ++t)
       for (std::size_t k = 0; k < n_; ++k) row_major[t * n_ + k] = value(t, k);
-    return mean_max_over_rms(row_major.data(), rows_, n_);
+    return mean_max_over_rms(row_major.data(), token_rows_, n_);
   }
 
  private:
   double& at(std::size_t t, std::size_t k) noexcept {
     return y_[t * 8 + column_offset(k, panel_stride())];
   }
-  std::size_t rows_, n_;
+
+  std::size_t rows_, n_, token_rows_ = 0;
   std::vector<double> y_;
 };
 
