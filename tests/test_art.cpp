@@ -1,6 +1,7 @@
 #include <singlequant/art.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -180,4 +181,45 @@ TEST_CASE("art: bad input is reported") {
   std::vector<double> huge(8, 1e90);
   overflowing.accumulate(sq::matrix_view<const double>(huge, 1, 8));
   SQ_CHECK_ERROR_CONTAINS(sq::build_art(overflowing), "non-finite statistics");
+}
+
+TEST_CASE("art joint: a weight-side outlier is flagged, lambda = 0 builds today's rotation bit for bit") {
+  // Flat tokens: nothing stands out on the activation side; the weights read input channel 7 with
+  // rows 30x larger there, so only the weight side flags it.
+  const std::size_t n = 32, tokens = 200, m = 48;
+  const auto x = sq_test::random_normal<double>(tokens * n, 61);
+  auto w = sq_test::random_normal<double>(m * n, 62, 0.05);
+  for (std::size_t r = 0; r < m; ++r) w[r * n + 7] *= 30.0;
+  const auto stats = stats_of(x, tokens, n);
+  sq::art_options options;
+  options.tau_mag = 2.5;  // unit-norm weight rows: channel 7 holds ~0.98 of each, others <= ~0.3
+  const auto today = sq::build_art(stats, options);
+  CHECK(today.report.outliers == 0);
+  sq::weight_stats weights(n);
+  weights.add_rows(sq::matrix_view<const double>(w, m, n));
+  const auto joint = sq::build_art(stats, weights, options);
+  CHECK(joint.report.outliers == 1);
+  REQUIRE(joint.rotations.rotation_count() >= 1);
+  CHECK(joint.rotations.stages()[0].rotations()[0].i == 7);
+  CHECK(joint.report.l4_after < joint.report.l4_before);
+
+  sq::weight_term_options off;
+  off.lambda = 0;
+  sq::weight_stats zero(n, off);
+  zero.add_rows(sq::matrix_view<const double>(w, m, n));
+  const auto x_outliers = sq_test::llm_like_activations(n, 63).draw(tokens, 64);
+  const auto loud = stats_of(x_outliers, tokens, n);
+  const auto a = sq::build_art(loud, options), b = sq::build_art(loud, zero, options);
+  REQUIRE(a.rotations.rotation_count() > 0);
+  REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
+  for (std::size_t s = 0; s < a.rotations.stages().size(); ++s) {
+    const auto ra = a.rotations.stages()[s].rotations(), rb = b.rotations.stages()[s].rotations();
+    REQUIRE(ra.size() == rb.size());
+    for (std::size_t r = 0; r < ra.size(); ++r) {
+      CHECK(ra[r].i == rb[r].i);
+      CHECK(ra[r].j == rb[r].j);
+      CHECK(std::memcmp(&ra[r].c, &rb[r].c, sizeof(double)) == 0);
+      CHECK(std::memcmp(&ra[r].s, &rb[r].s, sizeof(double)) == 0);
+    }
+  }
 }

@@ -215,3 +215,42 @@ TEST_CASE("stats: bad input is reported and leaves the statistics unchanged") {
   huge.accumulate(sq::matrix_view<const double>(big, 1, n));
   SQ_CHECK_ERROR_CONTAINS(huge.check_buildable("build_art"), "singlequant::build_art", "non-finite statistics");
 }
+
+TEST_CASE("weight_stats: rows are sampled evenly over the stacked matrices, in double, checked") {
+  const std::size_t n = 4;
+  std::vector<float> a(5 * n), b(3 * n);
+  for (std::size_t e = 0; e < a.size(); ++e) a[e] = static_cast<float>(e / n);        // rows 0..4
+  for (std::size_t e = 0; e < b.size(); ++e) b[e] = static_cast<float>(10 + e / n);   // rows 10..12
+  const sq::matrix_view<const float> views[] = {sq::matrix_view<const float>(a, 5, n),
+                                                sq::matrix_view<const float>(b, 3, n)};
+  // 8 rows, 3 kept: global rows 0, 8/3 = 2, 16/3 = 5 (b's first row).
+  const auto sample = sq::detail::sample_weight_rows<float>(views, n, 3, "test");
+  REQUIRE(sample.rows == 3);
+  CHECK(sample.row(0)[0] == 0.0);
+  CHECK(sample.row(1)[3] == 2.0);
+  CHECK(sample.row(2)[1] == 10.0);
+  const auto all = sq::detail::sample_weight_rows<float>(views, n, 0, "test");
+  CHECK(all.rows == 8);
+  CHECK(all.row(7)[0] == 12.0);
+  sq::weight_stats stats(n);
+  CHECK(!stats.active());
+  stats.add_rows(sq::matrix_view<const double>(sample.values, sample.rows, n));
+  CHECK(stats.active());
+  CHECK(stats.rows().rows() == 3);
+  CHECK(stats.rows()(2, 1) == 10.0);
+  sq::weight_term_options off;
+  off.lambda = 0;
+  sq::weight_stats inactive(n, off);
+  inactive.add_rows(sq::matrix_view<const double>(sample.values, sample.rows, n));
+  CHECK(!inactive.active());
+  std::vector<double> bad(2 * n, 1.0);
+  bad[n + 2] = std::numeric_limits<double>::infinity();
+  SQ_CHECK_ERROR_CONTAINS(stats.add_rows(sq::matrix_view<const double>(bad, 2, n)), "weight_stats::add_rows",
+                          "row 1", "column 2");
+  CHECK(stats.rows().rows() == 3);  // nothing added
+  SQ_CHECK_ERROR_CONTAINS(stats.add_rows(sq::matrix_view<const double>(bad, 2, 3)), "3 columns");
+  SQ_CHECK_ERROR_CONTAINS(sq::weight_stats(n, sq::weight_term_options{-1.0}), "lambda");
+  const sq::matrix_view<const float> wrong[] = {sq::matrix_view<const float>(b, 4, 3)};
+  SQ_CHECK_ERROR_CONTAINS(sq::detail::sample_weight_rows<float>(wrong, n, 0, "caller"), "caller",
+                          "3 columns");
+}

@@ -261,3 +261,106 @@ TEST_CASE("urt: bad input is reported") {
   bad.min_relative_gain = std::numeric_limits<double>::quiet_NaN();
   SQ_CHECK_ERROR_CONTAINS(sq::build_urt(stats, bad), "min_relative_gain");
 }
+
+namespace {
+
+// Weight rows with outlier input channels: m x n, Gaussian, columns 3, 11 and 20 twenty times larger.
+std::vector<double> weights_with_outlier_columns(std::size_t m, std::size_t n, std::uint64_t seed) {
+  auto w = sq_test::random_normal<double>(m * n, seed, 0.05);
+  for (std::size_t r = 0; r < m; ++r)
+    for (const std::size_t c : {std::size_t{3}, std::size_t{11}, std::size_t{20}}) w[r * n + c] *= 20.0;
+  return w;
+}
+
+// The joint rows the objective sums over, built independently of the builder: unit-norm tokens,
+// then unit-norm weight rows scaled by (lambda T / N)^(1/4) (unit weighting), stacked.
+std::vector<double> joint_rows(std::vector<double> x, std::size_t tokens, const std::vector<double>& w,
+                               std::size_t m, std::size_t n, double lambda) {
+  auto unit = [n](double* row) {
+    double energy = 0;
+    for (std::size_t k = 0; k < n; ++k) energy += row[k] * row[k];
+    for (std::size_t k = 0; k < n; ++k) row[k] /= std::sqrt(energy);
+  };
+  for (std::size_t t = 0; t < tokens; ++t) unit(x.data() + t * n);
+  const double scale = std::pow(lambda * static_cast<double>(tokens) / static_cast<double>(m), 0.25);
+  for (std::size_t r = 0; r < m; ++r) {
+    std::vector<double> row(w.begin() + static_cast<std::ptrdiff_t>(r * n),
+                            w.begin() + static_cast<std::ptrdiff_t>((r + 1) * n));
+    unit(row.data());
+    for (const double v : row) x.push_back(v * scale);
+  }
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("urt joint: the greedy sweep never raises the joint l4 of tokens and weight rows") {
+  const std::size_t n = 24, tokens = 100, m = 40;
+  const sq_test::llm_like_activations gen(n, 41);
+  const auto x = gen.draw(tokens, 42);
+  const auto w = weights_with_outlier_columns(m, n, 43);
+  const auto stats = stats_of(x, tokens, n);
+  for (const double lambda : {0.5, 1.0, 4.0}) {
+    CAPTURE(lambda);
+    sq::weight_term_options term;
+    term.lambda = lambda;
+    sq::weight_stats weights(n, term);
+    weights.add_rows(sq::matrix_view<const double>(w, m, n));
+    sq::urt_options options;
+    options.min_relative_gain = 0;
+    const auto urt = sq::build_urt(stats, weights, sq::givens_sequence<double>(n), options);
+    REQUIRE(urt.report.rotations == n / 2);
+    auto rows = joint_rows(x, tokens, w, m, n, lambda);
+    CHECK(sq_test::close(std::pow(sq_test::fourth_power_sum(rows), 0.25), urt.report.l4_before, 1e-12));
+    const double l4 = apply_checking_l4_never_rises(urt.rotations, rows, tokens + m, n);
+    CHECK(sq_test::close(std::pow(l4, 0.25), urt.report.l4_after, 1e-12));
+    CHECK(urt.report.l4_after < urt.report.l4_before);
+    // The weight rows are part of the objective: the activation-only sweep leaves a larger joint l4.
+    const auto activation_only = sq::build_urt(stats, options);
+    auto rows_a = joint_rows(x, tokens, w, m, n, lambda);
+    activation_only.rotations.apply_rows(sq::matrix_view<double>(rows_a, tokens + m, n));
+    CHECK(std::pow(sq_test::fourth_power_sum(rows_a), 0.25) > urt.report.l4_after);
+  }
+}
+
+TEST_CASE("urt joint: lambda = 0 or no weight rows builds today's rotation bit for bit") {
+  const std::size_t n = 40, tokens = 150, m = 30;
+  const sq_test::llm_like_activations gen(n, 44);
+  const auto x = gen.draw(tokens, 45);
+  const auto w = weights_with_outlier_columns(m, n, 46);
+  for (const auto weighting : {sq::token_weighting::unit_norm, sq::token_weighting::raw}) {
+    for (const auto mode : {sq::urt_mode::greedy_l4, sq::urt_mode::energy, sq::urt_mode::chain}) {
+      const auto stats = stats_of(x, tokens, n, sq::cross_moments::dense);
+      sq::urt_options options;
+      options.weighting = weighting;
+      options.mode = mode;
+      const auto today = sq::build_urt(stats, options);
+      sq::weight_term_options off;
+      off.lambda = 0;
+      sq::weight_stats zero(n, off);
+      zero.add_rows(sq::matrix_view<const double>(w, m, n));
+      sq::weight_stats empty(n);
+      for (const sq::weight_stats* weights : {&zero, &empty}) {
+        const auto joint = sq::build_urt(stats, *weights, sq::givens_sequence<double>(n), options);
+        REQUIRE(joint.rotations.rotation_count() == today.rotations.rotation_count());
+        const auto a = flatten(today.rotations), b = flatten(joint.rotations);
+        for (std::size_t r = 0; r < a.size(); ++r) {
+          CHECK(a[r].i == b[r].i);
+          CHECK(a[r].j == b[r].j);
+          CHECK(std::memcmp(&a[r].c, &b[r].c, sizeof(double)) == 0);
+          CHECK(std::memcmp(&a[r].s, &b[r].s, sizeof(double)) == 0);
+        }
+        CHECK(std::memcmp(&today.report.l4_after, &joint.report.l4_after, sizeof(double)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("urt joint: weight rows of another width are refused") {
+  const std::size_t n = 16, tokens = 20;
+  const auto x = sq_test::random_normal<double>(tokens * n, 47);
+  const auto stats = stats_of(x, tokens, n);
+  const sq::weight_stats weights(n + 1);
+  SQ_CHECK_ERROR_CONTAINS(sq::build_urt(stats, weights, sq::givens_sequence<double>(n)), "build_urt",
+                          "17");
+}
