@@ -27,9 +27,12 @@ TEST_CASE_TEMPLATE("dense kernels: multiply_add and axpy against the scalar path
           // The same call on column and row pieces gives the same bits (callers split into tasks).
           auto c_split = c0;
           const std::size_t half_rows = rows / 2, half_cols = cols / 2;
-          for (std::size_t r0 : {std::size_t(0), half_rows})
-            for (std::size_t j0 : {std::size_t(0), half_cols}) {
-              const std::size_t r1 = r0 == 0 ? half_rows : rows, j1 = j0 == 0 ? half_cols : cols;
+          // Pieces [0, half) and [half, end) of the rows and of the columns (a piece may be empty).
+          for (const bool upper_rows : {false, true})
+            for (const bool upper_cols : {false, true}) {
+              const std::size_t r0 = upper_rows ? half_rows : 0, r1 = upper_rows ? rows : half_rows;
+              const std::size_t j0 = upper_cols ? half_cols : 0, j1 = upper_cols ? cols : half_cols;
+              if (r0 == r1 || j0 == j1) continue;
               dense_kernel<T, test_arch>::multiply_add(a.data() + r0, lda, b.data() + j0, ldb, depth,
                                                        c_split.data() + r0 * ldc + j0, ldc, r1 - r0, j1 - j0, subtract);
             }
