@@ -20,7 +20,7 @@
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-/// True when xsimd::fma is one hardware instruction on Arch (then the scalar tails use std::fma).
+/// True when simd::fused_fma is one hardware instruction on Arch (then the scalar tails use std::fma).
 template <class Arch>
 constexpr bool dense_has_fma() noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
@@ -82,8 +82,8 @@ void dense_tile(const T* a, std::size_t lda, const T* b, std::size_t ldb, std::s
         SINGLEQUANT_UNROLL
         for (std::size_t r = 0; r < Rows; ++r) {
           const batch ar(ak[r]);
-          low[r] = xsimd::fma(ar, b0, low[r]);
-          high[r] = xsimd::fma(ar, b1, high[r]);
+          low[r] = simd::fused_fma(ar, b0, low[r]);
+          high[r] = simd::fused_fma(ar, b1, high[r]);
         }
       }
       SINGLEQUANT_UNROLL
@@ -102,7 +102,7 @@ void dense_tile(const T* a, std::size_t lda, const T* b, std::size_t ldb, std::s
         const batch bk = batch::load_unaligned(b + k * ldb + j);
         const T* ak = a + k * lda;
         SINGLEQUANT_UNROLL
-        for (std::size_t r = 0; r < Rows; ++r) acc[r] = xsimd::fma(batch(ak[r]), bk, acc[r]);
+        for (std::size_t r = 0; r < Rows; ++r) acc[r] = simd::fused_fma(batch(ak[r]), bk, acc[r]);
       }
       SINGLEQUANT_UNROLL
       for (std::size_t r = 0; r < Rows; ++r) {
@@ -171,7 +171,7 @@ void dense_kernel<T, Arch>::axpy(T alpha, const T* x, T* y, std::size_t n) noexc
     constexpr std::size_t lanes = batch::size;
     const batch scale(alpha);
     for (; j + lanes <= n; j += lanes)
-      xsimd::fma(scale, batch::load_unaligned(x + j), batch::load_unaligned(y + j)).store_unaligned(y + j);
+      simd::fused_fma(scale, batch::load_unaligned(x + j), batch::load_unaligned(y + j)).store_unaligned(y + j);
   }
   for (; j < n; ++j) y[j] = fused_multiply_add<T, Arch>(alpha, x[j], y[j]);
 }

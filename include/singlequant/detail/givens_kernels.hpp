@@ -91,19 +91,11 @@ void rotate_rows_direct(const rotation_span<T>* stages, std::size_t stage_count,
   }
 }
 
-/// x y + z with one rounding (xsimd 8.1 has no AVX-512 fma: it would round twice).
+/// x y + z with one rounding (simd::fused_fma).
 template <class U, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<U, Arch> fused_multiply_add(const xsimd::batch<U, Arch>& x, const xsimd::batch<U, Arch>& y,
                                                             const xsimd::batch<U, Arch>& z) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    if constexpr (std::is_same_v<U, float>)
-      return _mm512_fmadd_ps(x, y, z);
-    else
-      return _mm512_fmadd_pd(x, y, z);
-  }
-#endif
-  return xsimd::fma(x, y, z);
+  return simd::fused_fma(x, y, z);
 }
 
 // --- In-place transposes of the R x R halves of a block (R = givens_tile_rows<U>). --------------

@@ -60,6 +60,23 @@ SINGLEQUANT_INLINE T reduce_add(const xsimd::batch<T, Arch>& x) noexcept {
   return v[0];
 }
 
+/// x y + z with one rounding on every FMA architecture: xsimd 8.1 has no AVX-512 fma (its generic
+/// x * y + z rounds twice unless the compiler happens to contract it, which -O0 and clang do not).
+template <class T, class Arch>
+SINGLEQUANT_INLINE xsimd::batch<T, Arch> fused_fma(const xsimd::batch<T, Arch>& x,
+                                                   const xsimd::batch<T, Arch>& y,
+                                                   const xsimd::batch<T, Arch>& z) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_fmadd_ps(x, y, z);
+    else
+      return _mm512_fmadd_pd(x, y, z);
+  }
+#endif
+  return xsimd::fma(x, y, z);
+}
+
 /// Largest lane of a batch (no NaN in x assumed).
 template <class T, class Arch>
 SINGLEQUANT_INLINE T reduce_max(const xsimd::batch<T, Arch>& x) noexcept {
