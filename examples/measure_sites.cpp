@@ -182,7 +182,17 @@ struct variant {
   bool hadamard_only = false;
   sq::transform_options options;
   bool shared = false;  // one transform for all residual-stream sites (attn_qkv, ffn_up) of all layers
+  bool joint = false;   // the joint activation + weight objective (the site's weights in the build)
 };
+
+// Command-line knobs of the joint rows (explored on calibration data with --tune).
+struct joint_knobs {
+  sq::weight_term_options term;
+  std::size_t urt_budget = 0;  // 0: the builder's default
+  double budget_factor = 0;    // > 0: URT budget round(budget_factor x n) per site
+  bool compact = false;        // only the Hadamard, today's default and the joint rows
+};
+joint_knobs knobs;
 
 std::vector<variant> make_variants() {
   std::vector<variant> v;
@@ -226,6 +236,24 @@ std::vector<variant> make_variants() {
   }
   variant full{"H+art+urt", false, false, base, false};
   v.push_back(full);
+  // The joint objective (issue 21): the same builders with the site's weights in the sums.
+  for (const bool with_art : {false, true}) {
+    variant joint{with_art ? "H+art+urt joint" : "H+urt-l4 joint", false, false, base, false};
+    joint.options.use_art = with_art;
+    joint.options.weight_term = knobs.term;
+    joint.options.urt.budget = knobs.urt_budget;
+    joint.joint = true;
+    v.push_back(joint);
+  }
+  if (knobs.compact) {
+    std::vector<variant> kept;
+    for (auto& x : v)
+      if (x.hadamard_only || x.name == "H+art+urt" || x.name == "H+art+urt joint")
+        kept.push_back(x);
+    for (auto& x : kept)
+      if (!x.hadamard_only && !x.joint) x.options.urt.budget = knobs.urt_budget;
+    return kept;
+  }
   variant shared = full;
   shared.name = "H+art+urt shared";
   shared.shared = true;
@@ -238,6 +266,8 @@ std::vector<variant> make_variants() {
 namespace {
 
 bool verbose = false;  // --verbose: per-site outlier ratios and rotation counts on stderr
+bool tune = false;     // --tune: build on the first half of the calibration text, measure on the second
+std::vector<double> build_seconds;
 
 std::string site_name(const site_key& k) {
   char buffer[64];
@@ -264,12 +294,26 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   std::map<site_key, site_data> sites;
   const auto t0 = std::chrono::steady_clock::now();
   collect(model, 1234, sequences, length, sites, false);
-  collect(model, 98765, sequences, length, sites, true);
+  if (tune) {
+    // Calibration data only: the first half of the sequences builds, the second half measures.
+    for (auto& [key, d] : sites) {
+      const std::size_t half = d.calibration_rows() / 2 * d.width;
+      d.held_out.assign(d.calibration.begin() + static_cast<std::ptrdiff_t>(half), d.calibration.end());
+      d.calibration.resize(half);
+    }
+  } else {
+    collect(model, 98765, sequences, length, sites, true);
+  }
   attach_weights(model, sites);
   const auto t1 = std::chrono::steady_clock::now();
-  std::printf("\n## %s: %d calibration + %d held-out sequences of %d sampled tokens (%.1f s)\n\n",
-              name.c_str(), sequences, sequences, length,
-              std::chrono::duration<double>(t1 - t0).count());
+  if (tune)
+    std::printf("\n## %s (--tune): built on %d, measured on %d other calibration sequences of %d sampled tokens (%.1f s)\n\n",
+                name.c_str(), sequences / 2, sequences - sequences / 2, length,
+                std::chrono::duration<double>(t1 - t0).count());
+  else
+    std::printf("\n## %s: %d calibration + %d held-out sequences of %d sampled tokens (%.1f s)\n\n",
+                name.c_str(), sequences, sequences, length,
+                std::chrono::duration<double>(t1 - t0).count());
 
   if (gptq) return run_gptq_table(sites, full_grid, group);
   const auto variants = make_variants();
@@ -277,10 +321,13 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   std::optional<sq::calibrator> shared;
   std::optional<sq::site_transform> shared_transform;
   {
-    const variant& full = variants.back();  // the shared variant's rules
+    const variant* full = nullptr;  // the shared variant's rules
+    for (const auto& v : variants)
+      if (v.shared) full = &v;
     for (auto& [key, d] : sites) {
+      if (full == nullptr) break;
       if (!reads_residual(key.kind)) continue;
-      if (!shared) shared.emplace(d.width, full.options);
+      if (!shared) shared.emplace(d.width, full->options);
       shared->observe(sq::matrix_view<const float>(d.calibration, d.calibration_rows(), d.width));
     }
     if (shared) shared_transform = shared->build();
@@ -292,14 +339,19 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   for (std::size_t i = 0; i < variants.size(); ++i) std::printf("---|");
   std::printf("\n");
   std::vector<double> sums(variants.size(), 0.0), residual_sums(variants.size(), 0.0);
+  std::vector<double> gains(variants.size(), 0.0);
   int residual_sites = 0;
-  std::vector<int> wins(variants.size(), 0);
+  std::vector<int> wins(variants.size(), 0), losses(variants.size(), 0);
+  build_seconds.assign(variants.size(), 0.0);
+  const std::size_t first_rotated = knobs.compact ? 1 : 2;
   int counted = 0;
   for (auto& [key, d] : sites) {
     const sq::matrix_view<const float> calibration(d.calibration, d.calibration_rows(), d.width);
-    sq::calibrator calibrator(d.width, variants[1].options);
+    const std::size_t hadamard_column = 1;  // "hadamard": second variant (compact: first)
+    const variant& reference = knobs.compact ? variants[0] : variants[hadamard_column];
+    sq::calibrator calibrator(d.width, reference.options);
     calibrator.observe(calibration);
-    sq::transform_options raw_basis = variants[1].options;
+    sq::transform_options raw_basis = reference.options;
     raw_basis.use_hadamard = false;
     sq::calibrator raw_calibrator(d.width, raw_basis);
     raw_calibrator.observe(calibration);
@@ -321,13 +373,22 @@ int run_model(const std::string& dir, const std::string& name, const std::string
         if (!reads_residual(key.kind)) continue;
         row[v] = w4a4_sqnr(d, &*shared_transform, full_grid);
       } else {
+        const sq::matrix_view<const float> weights[] = {
+            sq::matrix_view<const float>(d.weight, d.out_features, d.width)};
+        const auto start = std::chrono::steady_clock::now();
+        const sq::calibrator& source = var.options.use_hadamard ? calibrator : raw_calibrator;
+        sq::transform_options rules = var.options;
+        if (knobs.budget_factor > 0 && (var.joint || knobs.compact))
+          rules.urt.budget = static_cast<std::size_t>(std::lround(knobs.budget_factor * static_cast<double>(d.width)));
         const sq::site_transform t =
-            var.options.use_hadamard ? calibrator.build(var.options) : raw_calibrator.build(var.options);
+            var.joint ? source.build(std::span<const sq::matrix_view<const float>>(weights), rules)
+                      : source.build(rules);
+        build_seconds[v] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (verbose) std::fprintf(stderr, "%s %s: art outliers %zu rotations %zu, urt rotations %zu\n", site_name(key).c_str(), var.name.c_str(), t.report().art.outliers, t.report().art.rotations, t.report().urt.rotations);
         row[v] = w4a4_sqnr(d, &t, full_grid);
       }
     }
-    const double hadamard = row[1];
+    const double hadamard = row[knobs.compact ? 0 : hadamard_column];
     for (std::size_t v = 0; v < variants.size(); ++v) {
       if (std::isnan(row[v])) {
         std::printf(" - |");
@@ -342,7 +403,9 @@ int run_model(const std::string& dir, const std::string& name, const std::string
       if (std::isnan(row[v])) continue;
       sums[v] += row[v];
       if (reads_residual(key.kind)) residual_sums[v] += row[v];
-      if (v >= 2 && row[v] > hadamard + 1e-9) ++wins[v];
+      if (v >= first_rotated && row[v] > hadamard + 1e-9) ++wins[v];
+      if (v >= first_rotated && row[v] < hadamard - 1e-9) ++losses[v];
+      if (v >= first_rotated) gains[v] += row[v] - hadamard;
     }
     std::fflush(stdout);
   }
@@ -354,8 +417,13 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   std::printf("\n| **mean, residual-stream sites** | | |");
   for (std::size_t v = 0; v < variants.size(); ++v) std::printf(" %.2f |", residual_sums[v] / residual_sites);
   std::printf("\n\nSites where a SingleQuant variant beats the Hadamard (of %d):", counted);
-  for (std::size_t v = 2; v < variants.size(); ++v) std::printf(" %s %d;", variants[v].name.c_str(), wins[v]);
-  std::printf("\n");
+  for (std::size_t v = first_rotated; v < variants.size(); ++v) std::printf(" %s %d;", variants[v].name.c_str(), wins[v]);
+  std::printf("\n\n| variant | mean dB over the Hadamard | sites above | sites below | build s (all sites) |\n|---|---|---|---|---|\n");
+  for (std::size_t v = first_rotated; v < variants.size(); ++v) {
+    if (variants[v].shared) continue;
+    std::printf("| %s | %+.3f | %d | %d | %.3f |\n", variants[v].name.c_str(), gains[v] / counted, wins[v],
+                losses[v], build_seconds[v]);
+  }
   return 0;
 }
 
@@ -425,8 +493,17 @@ int main(int argc, char** argv) {
     else if (arg == "--verbose") verbose = true;
     else if (arg == "--gptq") gptq = true;
     else if (arg == "--group" && i + 1 < argc) group = static_cast<std::size_t>(std::atoi(argv[++i]));
+    else if (arg == "--tune") tune = true;
+    else if (arg == "--compact") knobs.compact = true;
+    else if (arg == "--lambda" && i + 1 < argc) knobs.term.lambda = std::atof(argv[++i]);
+    else if (arg == "--weight-rows" && i + 1 < argc) knobs.term.max_rows = static_cast<std::size_t>(std::atol(argv[++i]));
+    else if (arg == "--energy-rows") knobs.term.weighting = sq::weight_row_weighting::energy;
+    else if (arg == "--budget-factor" && i + 1 < argc) knobs.budget_factor = std::atof(argv[++i]);
+    else if (arg == "--budget" && i + 1 < argc) knobs.urt_budget = static_cast<std::size_t>(std::atol(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose] [--gptq [--group N]]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n"
+                   "          [--gptq [--group N]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
+                   "          [--budget N] [--budget-factor F]\n", argv[0]);
       return 2;
     }
   }
