@@ -124,20 +124,6 @@ void hessian_accumulate(benchmark::State& state) {
   }
 }
 
-/// Console output plus the best (fastest) repetition of every benchmark, for the summary.
-class best_of_reporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> best_seconds;  // per iteration
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.iterations == 0) continue;
-      const double seconds = run.real_accumulated_time / static_cast<double>(run.iterations);
-      auto [it, inserted] = best_seconds.emplace(run.benchmark_name(), seconds);
-      if (!inserted) it->second = std::min(it->second, seconds);
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
 }  // namespace
 
 BENCHMARK(gptq_layer)->Args({4096, 2})->Args({4096, 1})->Args({11008, 2})->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -148,7 +134,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   hessian();  // outside the timings
-  best_of_reporter reporter;
+  sq_bench::best_of_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   const auto& best = reporter.best_seconds;

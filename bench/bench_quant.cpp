@@ -83,21 +83,6 @@ void mse_clip_search_4096(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(w, cfg));
 }
 
-/// Console output plus the best (fastest) repetition of every benchmark, for the summary.
-class best_of_reporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> best_seconds;  // per iteration
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const Run& run : runs) {
-      if (run.run_type != Run::RT_Iteration || run.iterations == 0) continue;
-      const double seconds = run.real_accumulated_time / static_cast<double>(run.iterations);
-      std::string name = run.run_name.function_name;
-      auto [it, inserted] = best_seconds.emplace(name, seconds);
-      if (!inserted) it->second = std::min(it->second, seconds);
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
 }  // namespace
 
 BENCHMARK(read_only_pass)->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -113,7 +98,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   input();  // generate outside the timings
-  best_of_reporter reporter;
+  sq_bench::best_of_reporter reporter(sq_bench::best_of_reporter::key::function);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   const auto& best = reporter.best_seconds;

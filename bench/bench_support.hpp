@@ -4,8 +4,11 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace sq_bench {
@@ -33,6 +36,30 @@ inline float read_only(const float* data, std::size_t n) {
 inline void set_bytes(benchmark::State& state, std::size_t bytes) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(bytes));
 }
+
+/// Console output plus the best (fastest) repetition of every benchmark, for a same-run summary.
+/// Runs are keyed by their full name ("f/4096/2/...") or, with `key::function`, by the registered
+/// name alone (all arguments of one benchmark share a key).
+class best_of_reporter : public benchmark::ConsoleReporter {
+ public:
+  enum class key { full_name, function };
+  explicit best_of_reporter(key k = key::full_name) : key_(k) {}
+  std::map<std::string, double> best_seconds;  // per iteration
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& run : runs) {
+      if (run.run_type != Run::RT_Iteration || run.iterations == 0) continue;
+      const double seconds = run.real_accumulated_time / static_cast<double>(run.iterations);
+      const std::string name =
+          key_ == key::function ? run.run_name.function_name : run.benchmark_name();
+      auto [it, inserted] = best_seconds.emplace(name, seconds);
+      if (!inserted) it->second = std::min(it->second, seconds);
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+
+ private:
+  key key_;
+};
 
 }  // namespace sq_bench
 

@@ -212,14 +212,5 @@ TEST_CASE("art joint: a weight-side outlier is flagged, lambda = 0 builds today'
   const auto a = sq::build_art(loud, options), b = sq::build_art(loud, zero, options);
   REQUIRE(a.rotations.rotation_count() > 0);
   REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
-  for (std::size_t s = 0; s < a.rotations.stages().size(); ++s) {
-    const auto ra = a.rotations.stages()[s].rotations(), rb = b.rotations.stages()[s].rotations();
-    REQUIRE(ra.size() == rb.size());
-    for (std::size_t r = 0; r < ra.size(); ++r) {
-      CHECK(ra[r].i == rb[r].i);
-      CHECK(ra[r].j == rb[r].j);
-      CHECK(std::memcmp(&ra[r].c, &rb[r].c, sizeof(double)) == 0);
-      CHECK(std::memcmp(&ra[r].s, &rb[r].s, sizeof(double)) == 0);
-    }
-  }
+  sq_test::check_same_rotations(a.rotations, b.rotations);
 }

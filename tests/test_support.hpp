@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -28,6 +30,26 @@ std::vector<T> random_normal(std::size_t n, std::uint64_t seed, double stddev = 
 inline bool close(double a, double b, double tolerance) {
   const double scale = std::fmax(1.0, std::fmax(std::fabs(a), std::fabs(b)));
   return std::fabs(a - b) <= tolerance * scale;
+}
+
+/// The two Givens sequences hold the same rotations in the same order, bit for bit (planes, c and
+/// s compared by memcmp, so -0.0 != +0.0); stage boundaries may differ.
+template <class Sequence>
+void check_same_rotations(const Sequence& a, const Sequence& b) {
+  auto flat = [](const Sequence& seq) {
+    std::vector<std::decay_t<decltype(seq.stages()[0].rotations()[0])>> all;
+    for (const auto& stage : seq.stages())
+      for (const auto& g : stage.rotations()) all.push_back(g);
+    return all;
+  };
+  const auto ra = flat(a), rb = flat(b);
+  REQUIRE(ra.size() == rb.size());
+  for (std::size_t r = 0; r < ra.size(); ++r) {
+    CHECK(ra[r].i == rb[r].i);
+    CHECK(ra[r].j == rb[r].j);
+    CHECK(std::memcmp(&ra[r].c, &rb[r].c, sizeof(ra[r].c)) == 0);
+    CHECK(std::memcmp(&ra[r].s, &rb[r].s, sizeof(ra[r].s)) == 0);
+  }
 }
 
 /// max_ij |(R R^T - I)_ij| of a dense n x n row-major matrix R.

@@ -219,15 +219,8 @@ TEST_CASE("urt: same statistics, same rotations, bit for bit") {
   for (auto mode : {sq::urt_mode::greedy_l4, sq::urt_mode::energy, sq::urt_mode::chain}) {
     sq::urt_options options;
     options.mode = mode;
-    const auto a = flatten(sq::build_urt(stats_of(x, tokens, n), options).rotations);
-    const auto b = flatten(sq::build_urt(stats_of(x, tokens, n), options).rotations);
-    REQUIRE(a.size() == b.size());
-    for (std::size_t r = 0; r < a.size(); ++r) {
-      CHECK(a[r].i == b[r].i);
-      CHECK(a[r].j == b[r].j);
-      CHECK(std::memcmp(&a[r].c, &b[r].c, sizeof(double)) == 0);
-      CHECK(std::memcmp(&a[r].s, &b[r].s, sizeof(double)) == 0);
-    }
+    sq_test::check_same_rotations(sq::build_urt(stats_of(x, tokens, n), options).rotations,
+                                  sq::build_urt(stats_of(x, tokens, n), options).rotations);
   }
 }
 
@@ -343,13 +336,7 @@ TEST_CASE("urt joint: lambda = 0 or no weight rows builds today's rotation bit f
       for (const sq::weight_stats* weights : {&zero, &empty}) {
         const auto joint = sq::build_urt(stats, *weights, sq::givens_sequence<double>(n), options);
         REQUIRE(joint.rotations.rotation_count() == today.rotations.rotation_count());
-        const auto a = flatten(today.rotations), b = flatten(joint.rotations);
-        for (std::size_t r = 0; r < a.size(); ++r) {
-          CHECK(a[r].i == b[r].i);
-          CHECK(a[r].j == b[r].j);
-          CHECK(std::memcmp(&a[r].c, &b[r].c, sizeof(double)) == 0);
-          CHECK(std::memcmp(&a[r].s, &b[r].s, sizeof(double)) == 0);
-        }
+        sq_test::check_same_rotations(today.rotations, joint.rotations);
         CHECK(std::memcmp(&today.report.l4_after, &joint.report.l4_after, sizeof(double)) == 0);
       }
     }

@@ -82,16 +82,6 @@ TEST_CASE("urt greedy: every ISA path builds the same rotations, bit for bit") {
     const auto b = sq::detail::build_urt_on<scalar_arch>(stats, nullptr, none, options);
     REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
     CHECK(a.rotations.rotation_count() > 0);
-    for (std::size_t s = 0; s < a.rotations.stages().size(); ++s) {
-      const auto ra = a.rotations.stages()[s].rotations();
-      const auto rb = b.rotations.stages()[s].rotations();
-      REQUIRE(ra.size() == rb.size());
-      for (std::size_t r = 0; r < ra.size(); ++r) {
-        CHECK(ra[r].i == rb[r].i);
-        CHECK(ra[r].j == rb[r].j);
-        CHECK(std::memcmp(&ra[r].c, &rb[r].c, sizeof(double)) == 0);
-        CHECK(std::memcmp(&ra[r].s, &rb[r].s, sizeof(double)) == 0);
-      }
-    }
+    sq_test::check_same_rotations(a.rotations, b.rotations);
   }
 }
