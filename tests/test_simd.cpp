@@ -3,11 +3,22 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "test_support.hpp"
 
 namespace sq = singlequant;
+
+TEST_CASE("xsimd: the headers compiled are those of the package CMake found") {
+  // Catches a build that mixes one xsimd's CMake config with another's headers (e.g. Debian's 8.1
+  // in /usr/include ahead of a vcpkg 14.x): the macros come from the headers, the string from CMake.
+  const std::string compiled = std::to_string(XSIMD_VERSION_MAJOR) + "." +
+                               std::to_string(XSIMD_VERSION_MINOR) + "." +
+                               std::to_string(XSIMD_VERSION_PATCH);
+  MESSAGE("xsimd ", compiled);
+  CHECK(compiled == SINGLEQUANT_TEST_XSIMD_VERSION);
+}
 
 TEST_CASE("cpu detection is self-consistent") {
   const auto& cpu = sq::host_cpu();

@@ -1,5 +1,6 @@
 # Packaging scenarios, run by ctest as `cmake -P` with SOURCE_DIR, WORK_DIR, SCENARIO, GENERATOR,
-# CXX_COMPILER. Each builds a fresh, separate consumer project exactly as a user would.
+# CXX_COMPILER, XSIMD_DIR, XSIMD_VERSION. Each builds a fresh, separate consumer project exactly as a
+# user would, with the compiler and the xsimd package of the build that runs the test.
 cmake_minimum_required(VERSION 3.21)
 set(work "${WORK_DIR}/${SCENARIO}")
 file(REMOVE_RECURSE "${work}")
@@ -16,7 +17,15 @@ function(run)
 endfunction()
 
 set(consumer "${SOURCE_DIR}/tests/packaging/consumer")
-set(common -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug)
+set(common -G "${GENERATOR}" -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug
+    -Dxsimd_DIR=${XSIMD_DIR} -DSINGLEQUANT_EXPECT_XSIMD_VERSION=${XSIMD_VERSION})
+
+# The consumer prints the xsimd version its headers carry: it must be the build's.
+function(check_xsimd_version output)
+  if(NOT output MATCHES "xsimd ${XSIMD_VERSION}[^0-9.]")
+    message(FATAL_ERROR "consumer did not compile against xsimd ${XSIMD_VERSION}: ${output}")
+  endif()
+endfunction()
 
 if(SCENARIO STREQUAL "find_package" OR SCENARIO STREQUAL "dispatch")
   # Install singlequant into a temporary prefix, then consume it with find_package.
@@ -36,6 +45,7 @@ if(SCENARIO STREQUAL "find_package" OR SCENARIO STREQUAL "dispatch")
   run(${CMAKE_COMMAND} --build "${work}/app-build")
   run("${work}/app-build/app")
   message(STATUS "${last_output}")
+  check_xsimd_version("${last_output}")
   # The version file rejects another major version.
   file(WRITE "${work}/major/CMakeLists.txt"
        "cmake_minimum_required(VERSION 3.21)\nproject(m LANGUAGES CXX)\nfind_package(singlequant 1.0 CONFIG QUIET)\nif(singlequant_FOUND)\n  message(FATAL_ERROR \"1.0 accepted\")\nendif()\n")
@@ -67,6 +77,7 @@ if(SCENARIO STREQUAL "add_subdirectory")
   run(${CMAKE_COMMAND} --build "${work}/app-build")
   run("${work}/app-build/app")
   message(STATUS "${last_output}")
+  check_xsimd_version("${last_output}")
 endif()
 
 if(SCENARIO STREQUAL "dispatch")
@@ -117,6 +128,19 @@ if(SCENARIO STREQUAL "recipes")
   if(NOT version STREQUAL CMAKE_MATCH_1)
     message(FATAL_ERROR "vcpkg.json version ${version} differs from the project's ${CMAKE_MATCH_1}")
   endif()
+  # Both recipes accept the same xsimd versions: >= 13.0 (what vcpkg and Conan ship, tested in CI
+  # with 13.2.0 and 14.3.0); Conan also states the upper bound (< 15) that vcpkg cannot express.
+  string(JSON xsimd_min ERROR_VARIABLE no_min GET "${manifest}" dependencies 0 "version>=")
+  string(JSON xsimd_dep ERROR_VARIABLE no_name GET "${manifest}" dependencies 0 name)
+  file(READ "${SOURCE_DIR}/packaging/conan/conanfile.py" conanfile)
+  string(REGEX MATCH "xsimd/\\[>=([0-9.]+) <([0-9.]+)\\]" conan_range "${conanfile}")
+  set(conan_min "${CMAKE_MATCH_1}")
+  if(no_min OR no_name OR NOT xsimd_dep STREQUAL "xsimd" OR NOT conan_range
+     OR NOT xsimd_min VERSION_EQUAL conan_min)
+    message(FATAL_ERROR "xsimd versions differ: vcpkg.json '${xsimd_dep}' >= '${xsimd_min}', "
+                        "conanfile.py '${conan_range}'")
+  endif()
+  message(STATUS "xsimd accepted: vcpkg >= ${xsimd_min}, conan ${conan_range}")
   file(READ "${SOURCE_DIR}/CMakePresets.json" presets)
   string(JSON preset_version GET "${presets}" version)
   message(STATUS "vcpkg.json ${name} ${version}; CMakePresets.json version ${preset_version}")
@@ -149,7 +173,7 @@ message(STATUS \"portfile calls: \${calls}\")
       run(${PYTHON3} -c "import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])"
           "${SOURCE_DIR}/packaging/conan/${recipe}")
     endforeach()
-    message(STATUS "conanfile.py parses (conan itself is not installed: recipe not executed)")
+    message(STATUS "conanfile.py parses (the real Conan client runs it in .ci/run's conan job)")
   else()
     message(STATUS "python3 not installed: conanfile.py syntax not checked")
   endif()

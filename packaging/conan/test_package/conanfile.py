@@ -22,4 +22,5 @@ class SinglequantTestConan(ConanFile):
 
     def test(self):
         if can_run(self):
-            self.run(os.path.join(self.cpp.build.bindir, "test_package"), env="conanrun")
+            for program in ("test_package", "test_package_dispatch"):
+                self.run(os.path.join(self.cpp.build.bindir, program), env="conanrun")
