@@ -214,3 +214,17 @@ TEST_CASE("art joint: a weight-side outlier is flagged, lambda = 0 builds today'
   REQUIRE(a.rotations.stages().size() == b.rotations.stages().size());
   sq_test::check_same_rotations(a.rotations, b.rotations);
 }
+
+TEST_CASE("issue 14 - build_art: out-of-range enum values are errors") {
+  const std::size_t n = 16, tokens = 40;
+  const sq_test::llm_like_activations gen(n, 94);
+  const auto stats = stats_of(gen.draw(tokens, 95), tokens, n);
+  sq::art_options bad_rule;
+  bad_rule.rule = static_cast<sq::angle_rule>(3);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::build_art(stats, bad_rule)), "build_art",
+                          "art_options::rule has no enumerator of value 3");
+  sq::art_options bad_weighting;
+  bad_weighting.weighting = static_cast<sq::token_weighting>(-3);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::build_art(stats, bad_weighting)), "build_art",
+                          "art_options::weighting has no enumerator of value -3");
+}

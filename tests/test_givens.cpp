@@ -462,3 +462,9 @@ TEST_CASE("givens: stage free functions, converted(), empty and degenerate input
   CHECK(!std::isnan(with_nan[2]));
   CHECK(with_nan[4] == 4.f);
 }
+
+TEST_CASE("issue 14 - givens_sequence: a huge dimension is a singlequant error, not std::bad_alloc") {
+  SQ_CHECK_ERROR_CONTAINS(sq::givens_sequence<double>(std::size_t{1} << 40), "givens_sequence", "dimension",
+                          "allocation limit");
+  SQ_CHECK_ERROR_CONTAINS(sq::givens_sequence<float>(~std::size_t{0}), "givens_sequence", "allocation limit");
+}

@@ -261,3 +261,64 @@ TEST_CASE("GPTQ: per-group zero points survive, v1 cannot store zero point 0") {
   broken.scales.pop_back();
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(broken)), "from_gptq", "array sizes");
 }
+
+TEST_CASE("issue 14 - from_q4_0 and from_gptq: zero-width shapes with huge row counts are errors, not hangs") {
+  // Before: rows 2^57 x cols 0 (no blocks) looped 2^57 times.
+  const std::vector<sq::q4_0_block> none;
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_q4_0(none, std::size_t{1} << 57, 0)), "packed_int4",
+                          "exceed the 1099511627776-byte allocation limit");
+  CHECK(sq::from_q4_0(none, 0, 0).rows() == 0);
+  CHECK(sq::from_q4_0(none, 3, 0).rows() == 3);  // a small empty-row tensor is fine
+  // Before: out 2^45 x in 0 looped 2^45 times.
+  sq::gptq_tensor empty;
+  empty.out_features = std::size_t{1} << 45;
+  empty.in_features = 0;
+  empty.group_size = 8;
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(empty)), "packed_int4", "allocation limit");
+  // Sizes whose products wrap to the (empty) array sizes are rejected as such.
+  sq::gptq_tensor wrapping;
+  wrapping.out_features = std::size_t{1} << 63;
+  wrapping.in_features = 16;
+  wrapping.group_size = 1;
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(wrapping)), "from_gptq", "array sizes");
+}
+
+TEST_CASE("issue 14 - from_q4_0 and from_gptq refuse NaN and Inf scales, as to_q4_0 does") {
+  sq::packed_int4 q(8, 32, sq::granularity::per_group, 32, sq::int4_grid::full8, false);
+  for (std::size_t k = 0; k < q.scale_count(); ++k) q.scales()[k] = 0.5f;
+  auto blocks = sq::to_q4_0(q);
+  for (const std::uint16_t bad : {std::uint16_t{0x7C00}, std::uint16_t{0xFC00}, std::uint16_t{0x7E00}}) {
+    auto broken = blocks;
+    broken[5].d = bad;  // +Inf, -Inf, NaN in fp16
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_q4_0(broken, 8, 32)), "from_q4_0", "block 5 (row 5)",
+                            "non-finite scale");
+  }
+  auto g = sq::to_gptq(q);
+  for (const float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+    auto broken = g;
+    broken.scales[3] = bad;
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(broken)), "from_gptq", "row 3 group 0", "not finite");
+    auto tensor = q;
+    tensor.scales()[2] = bad;
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::to_gptq(tensor)), "to_gptq", "not finite");
+  }
+}
+
+TEST_CASE("issue 14 - packed_int4: out-of-range enums and huge shapes are singlequant errors") {
+  // Before: granularity 9 allocated 4 GB; grid 7 was treated as symmetric7.
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(4, 8, static_cast<sq::granularity>(9), 0, sq::int4_grid::full8, false),
+                          "packed_int4", "granularity has no enumerator of value 9");
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(4, 8, sq::granularity::per_row, 0, static_cast<sq::int4_grid>(7), false),
+                          "packed_int4", "grid has no enumerator of value 7");
+  // Before: std::length_error / std::bad_alloc.
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(std::size_t{1} << 41, 2, sq::granularity::per_row, 0, sq::int4_grid::full8, false),
+                          "packed_int4", "allocation limit");
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(0, std::size_t{1} << 62, sq::granularity::per_column, 0, sq::int4_grid::full8, false),
+                          "packed_int4", "scales", "allocation limit");
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(std::size_t{1} << 40, std::size_t{1} << 40, sq::granularity::per_row, 0,
+                                          sq::int4_grid::full8, false),
+                          "packed_int4", "size overflow");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::to_gptq(sq::packed_int4(8, 8, sq::granularity::per_row, 0, sq::int4_grid::full8, false),
+                                                        static_cast<sq::gptq_zero_format>(2))),
+                          "to_gptq", "zero_format has no enumerator of value 2");
+}

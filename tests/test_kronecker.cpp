@@ -115,3 +115,14 @@ TEST_CASE("hadamard_kronecker_split: Hadamard factors, b a power of two, smalles
   CHECK(!sq::hadamard_kronecker_split(14).has_value());
   CHECK(!sq::hadamard_kronecker_split(0).has_value());
 }
+
+TEST_CASE("issue 14 - hadamard_kronecker_split: the largest widths neither divide by zero nor loop") {
+  // Before: 2^63 doubled b past 2^63 to 0 and computed n % 0 (SIGFPE).
+  const auto top = sq::hadamard_kronecker_split(std::size_t{1} << 63);
+  REQUIRE(top.has_value());
+  CHECK(top->a * top->b == std::size_t{1} << 63);
+  const auto largest_odd = sq::hadamard_kronecker_split(~std::size_t{0});
+  CHECK_FALSE(largest_odd.has_value());
+  const auto three_times = sq::hadamard_kronecker_split(std::size_t{3} << 62);
+  if (three_times) CHECK(three_times->a * three_times->b == std::size_t{3} << 62);
+}

@@ -5,6 +5,8 @@
 #include <singlequant/model/fusion.hpp>
 #include <singlequant/model/quantize.hpp>
 
+#include <limits>
+
 #include "model_support.hpp"
 
 namespace sq = singlequant;
@@ -227,4 +229,20 @@ TEST_CASE("model quantize: bad input is an error naming the sizes") {
   const sq::llama_model fp_odd = sq_test::random_model(odd, 2);
   SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(fp_odd.weights(), none, sq::quantize_preset(sq::quant_method::hadamard)),
                           "Hadamard of order 42");
+}
+
+TEST_CASE("issue 14 - model quantize: a NaN or Inf parameter is an error naming the tensor, layer and element") {
+  const sq::llama_config c = sq_test::small_config();
+  const std::vector<std::vector<std::int32_t>> none;
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+    sq::llama_model fp = sq_test::random_model(c, 3);
+    fp.linear(1, sq::linear_kind::down)(2, 5) = bad;
+    // Before: the row of W R became NaN, quantize zeroed it, only the report's nan_count told.
+    SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(fp.weights(), none, sq::quantize_preset(sq::quant_method::hadamard)),
+                            "quantize_model", "down of layer 1", "non-finite", "row 2, column 5");
+    sq::llama_model gains = sq_test::random_model(c, 4);
+    gains.layer_at(0).ffn_norm[7] = bad;
+    SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(gains.weights(), none, sq::quantize_preset(sq::quant_method::rtn)),
+                            "quantize_model", "ffn_norm of layer 0", "column 7");
+  }
 }

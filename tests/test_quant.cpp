@@ -202,11 +202,32 @@ TEST_CASE("quantize: NaN -> zero code, Inf -> extreme code, neither enters the s
   CHECK(qd.code(0, 1) == 7);
 }
 
-TEST_CASE("quantize: tiny values whose scale would be subnormal give a zero-scale row") {
-  std::vector<float> x = {1e-39f, -2e-39f, 0.0f};
-  const auto q = sq::quantize(view(x, 1, 3), {});
-  CHECK(q.scales()[0] == 0.0f);
-  CHECK(q.code(0, 1) == 0);
+TEST_CASE("issue 14 - quantize: a scale below the smallest normal float is raised to it, not zeroed") {
+  constexpr float smallest_normal = std::numeric_limits<float>::min();
+  // Before: any row with absmax below ~8e-38 got scale 0 (README: only rows with no finite non-zero
+  // value do). Now the scale is floored at FLT_MIN and the codes follow from it.
+  std::vector<float> x = {5e-38f, -8e-38f, 0.0f, 1e-39f};
+  sq::quant_report report;
+  const auto q = sq::quantize(view(x, 1, 4), {}, &report);
+  CHECK(q.scales()[0] == smallest_normal);
+  CHECK(report.zero_scale_count == 0);
+  CHECK(q.code(0, 0) == 4);   // rne(5e-38 / 2^-126) = rne(4.25)
+  CHECK(q.code(0, 1) == -7);  // rne(-6.8)
+  CHECK(q.code(0, 3) == 0);
+  // full8: the extreme -8e-38 is negative, so the scale is positive (m / -8); the floor keeps the sign.
+  const auto f = sq::quantize(view(x, 1, 4), {.grid = sq::int4_grid::full8});
+  CHECK(f.scales()[0] == smallest_normal);
+  std::vector<float> positive = {8e-38f, 1e-38f};
+  const auto p = sq::quantize(view(positive, 1, 2), {.grid = sq::int4_grid::full8});
+  CHECK(p.scales()[0] == -smallest_normal);
+  CHECK(p.code(0, 0) == -7);  // rne(8e-38 / -2^-126) = rne(-6.8)
+  // The fused per-token path agrees byte for byte.
+  const auto fused = sq::quantize_rows_fused(view(x, 1, 4), 1.0, sq::int4_grid::symmetric7);
+  CHECK(fused.scales()[0] == smallest_normal);
+  CHECK(std::equal(fused.codes().begin(), fused.codes().end(), q.codes().begin()));
+  // Only a row with no finite non-zero value gets scale 0.
+  std::vector<float> zeros = {0.0f, -0.0f, nan_f};
+  CHECK(sq::quantize(view(zeros, 1, 3), {}).scales()[0] == 0.0f);
 }
 
 TEST_CASE("quantize_rows_fused: the same bytes as quantize per_row, any shape") {
@@ -320,10 +341,19 @@ TEST_CASE("mse and sqnr_db: closed forms and the documented edge cases") {
   CHECK(sq::sqnr_db(view(ref, 2, 2), view(ref, 2, 2)) == std::numeric_limits<double>::infinity());
   const std::vector<double> zeros(4, 0.0);
   CHECK(sq::sqnr_db(view(zeros, 2, 2), view(zeros, 2, 2)) == std::numeric_limits<double>::infinity());
-  CHECK(sq::sqnr_db(view(zeros, 2, 2), view(ref, 2, 2)) == -std::numeric_limits<double>::infinity());
   CHECK(sq::mse(view(zeros, 0, 0), view(zeros, 0, 0)) == 0.0);
-  const std::vector<double> with_nan = {1, std::nan(""), 3, 4};
-  CHECK(std::isnan(sq::sqnr_db(view(ref, 2, 2), view(with_nan, 2, 2))));
+  // Issue 14: an all-zero reference with noise has no SQNR (before: -Inf), and a NaN or Inf element
+  // is an error (before: NaN), so that neither averages into a table silently.
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::sqnr_db(view(zeros, 2, 2), view(ref, 2, 2))), "sqnr_db",
+                          "reference is all zero", "undefined");
+  for (const double bad : {std::nan(""), std::numeric_limits<double>::infinity()}) {
+    const std::vector<double> with_bad = {1, bad, 3, 4};
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::sqnr_db(view(ref, 2, 2), view(with_bad, 2, 2))), "sqnr_db",
+                            "not finite");
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::sqnr_db(view(with_bad, 2, 2), view(ref, 2, 2))), "sqnr_db",
+                            "not finite");
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::mse(view(ref, 2, 2), view(with_bad, 2, 2))), "mse", "NaN or Inf");
+  }
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::mse(view(ref, 2, 2), view(ref, 1, 4))), "mse", "shapes differ");
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::sqnr_db(view(ref, 2, 2), view(ref, 4, 1))), "sqnr_db",
                           "shapes differ");
@@ -354,4 +384,17 @@ TEST_CASE("dequantize: large outputs (non-temporal stores) equal small-output re
   sq::dequantize(q, sq::matrix_view<float>(big.data(), rows, cols));
   for (std::size_t i = 0; i < rows; i += 97)
     for (std::size_t j = 0; j < cols; ++j) REQUIRE(big[i * cols + j] == q.value(i, j));
+}
+
+TEST_CASE("issue 14 - quantisers: out-of-range enum values are errors, not some other grid") {
+  const auto x = sq_test::random_normal<float>(4 * 64, 9);
+  // Before: grid 7 quantised as symmetric7, granularity 9 allocated 4 GB.
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize(view(x, 4, 64), {.grid = static_cast<sq::int4_grid>(7)})),
+                          "quantize", "grid has no enumerator of value 7");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize(view(x, 4, 64), {.gran = static_cast<sq::granularity>(9)})),
+                          "quantize", "granularity has no enumerator of value 9");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize(view(x, 4, 64), {.gran = static_cast<sq::granularity>(-1)})),
+                          "quantize", "granularity has no enumerator of value -1");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize_rows_fused(view(x, 4, 64), 1.0, static_cast<sq::int4_grid>(2))),
+                          "quantize_rows_fused", "grid has no enumerator of value 2");
 }

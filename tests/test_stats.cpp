@@ -203,7 +203,7 @@ TEST_CASE("stats: bad input is reported and leaves the statistics unchanged") {
   CHECK(stats.sample().rows() == 3);
   SQ_CHECK_ERROR_CONTAINS(stats.accumulate(sq::matrix_view<const float>(good, 2, 6)),
                           "6 channels", "statistics 4");
-  SQ_CHECK_ERROR_CONTAINS(sq::activation_stats(0), "dimension must be >= 1");
+  SQ_CHECK_ERROR_CONTAINS(sq::activation_stats(0), "dimension 0 is not in [1, 1048576]");
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(stats.absmax(4)), "activation_stats::absmax", "out of range");
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(stats.pair_moments(1, 1)), "i == j");
   sq::activation_stats other(5);
@@ -253,4 +253,22 @@ TEST_CASE("weight_stats: rows are sampled evenly over the stacked matrices, in d
   const sq::matrix_view<const float> wrong[] = {sq::matrix_view<const float>(b, 4, 3)};
   SQ_CHECK_ERROR_CONTAINS(sq::detail::sample_weight_rows<float>(wrong, n, 0, "caller"), "caller",
                           "3 columns");
+}
+
+TEST_CASE("issue 14 - activation_stats and weight_stats: huge widths and bad enums are singlequant errors") {
+  // Before: std::length_error (dense cross moments of 2^62 doubles) or std::bad_alloc.
+  // Widths are bounded by max_site_width; below it, dense cross moments by the allocation limit.
+  for (const std::size_t n : {std::size_t{1} << 31, (std::size_t{1} << 20) + 1, ~std::size_t{0}})
+    SQ_CHECK_ERROR_CONTAINS(sq::activation_stats(n), "activation_stats", "is not in [1, 1048576]");
+  sq::stats_options dense;
+  dense.cross = sq::cross_moments::dense;
+  SQ_CHECK_ERROR_CONTAINS(sq::activation_stats(std::size_t{1} << 20, dense), "activation_stats",
+                          "dense cross moments", "allocation limit");
+  SQ_CHECK_ERROR_CONTAINS(sq::weight_stats(std::size_t{1} << 31), "weight_stats", "is not in [1, 1048576]");
+  sq::stats_options bad;
+  bad.cross = static_cast<sq::cross_moments>(3);
+  SQ_CHECK_ERROR_CONTAINS(sq::activation_stats(8, bad), "activation_stats", "stats_options::cross has no enumerator of value 3");
+  sq::weight_term_options bad_rows;
+  bad_rows.weighting = static_cast<sq::weight_row_weighting>(2);
+  SQ_CHECK_ERROR_CONTAINS(sq::weight_stats(8, bad_rows), "weight_stats", "weighting has no enumerator of value 2");
 }

@@ -482,3 +482,161 @@ TEST_CASE("transform joint: bad weights are reported and nothing is built") {
   SQ_CHECK_ERROR_CONTAINS(sq::build_site_transform(cal.stats(), sq::weight_stats(n + 1)),
                           "build_site_transform", "17 columns");
 }
+
+namespace {
+
+/// A transform blob written field by field (the format of site_transform::serialize()), sealed.
+struct blob_builder {
+  sq::detail::blob_writer out;
+  blob_builder(std::uint32_t structure, std::uint64_t n) {
+    for (const char c : {'S', 'Q', 'T', 'F'}) out.bytes.push_back(static_cast<std::uint8_t>(c));
+    out.u32(sq::site_transform::format_version);
+    out.u32(structure);
+    out.u64(n);
+  }
+  blob_builder& factor(std::uint64_t size, std::uint32_t flags, std::vector<std::uint64_t> stage_counts = {}) {
+    out.u64(size);
+    out.u32(flags);
+    out.u64(0);  // seed
+    out.u64(0);  // block size
+    out.u64(stage_counts.size());
+    for (const auto count : stage_counts) {
+      out.u64(count);
+      for (std::uint64_t r = 0; r < count; ++r) {
+        out.u64(2 * r);
+        out.u64(2 * r + 1);
+        out.f64(1.0);
+        out.f64(0.0);
+      }
+    }
+    return *this;
+  }
+  std::vector<std::uint8_t> sealed() {
+    auto bytes = out.bytes;
+    const std::uint64_t h = sq::detail::fnv1a64(bytes.data(), bytes.size());
+    for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<std::uint8_t>(h >> (8 * b)));
+    return bytes;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("issue 14 - deserialize: every size in a blob is bounded before anything is allocated") {
+  using sq::site_transform;
+  constexpr std::uint32_t hadamard = 1;
+  // Before: a 64-byte blob of width 2^26 allocated 577 MiB; 2^62 threw std::length_error.
+  for (const std::uint64_t n : {std::uint64_t{1} << 21, std::uint64_t{1} << 26, std::uint64_t{1} << 62,
+                                ~std::uint64_t{0}, std::uint64_t{0}}) {
+    auto blob = blob_builder(0, n).factor(n, hadamard).sealed();
+    CHECK(blob.size() < 80);
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(site_transform::deserialize(blob)), "site_transform::deserialize",
+                            "is not in [1, 1048576]");
+  }
+  // Before: a 100-byte Kronecker blob allocated 1.5 GiB of dense factors. Factors are bounded by
+  // max_kronecker_factor (4096), the product by max_size.
+  SQ_CHECK_ERROR_CONTAINS(
+      static_cast<void>(site_transform::deserialize(blob_builder(1, 1 << 20).factor(8192, hadamard).factor(128, hadamard).sealed())),
+      "factor size 8192 is not in [1, 4096]");
+  SQ_CHECK_ERROR_CONTAINS(
+      static_cast<void>(site_transform::deserialize(blob_builder(1, 1 << 20).factor(4096, hadamard).factor(4096, hadamard).sealed())),
+      "lanes factor size 4096 x rows factor size 4096 != n = 1048576");
+  // Stage and rotation counts are bounded by the bytes left.
+  auto many_stages = blob_builder(0, 16);
+  many_stages.factor(16, hadamard);
+  many_stages.out.bytes.resize(many_stages.out.bytes.size() - 8);
+  many_stages.out.u64(std::uint64_t{1} << 60);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(site_transform::deserialize(many_stages.sealed())),
+                          "stage count 1152921504606846976 exceeds the blob");
+  auto many_rotations = blob_builder(0, 16);
+  many_rotations.factor(16, hadamard);
+  many_rotations.out.bytes.resize(many_rotations.out.bytes.size() - 8);
+  many_rotations.out.u64(1);
+  many_rotations.out.u64(std::uint64_t{1} << 58);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(site_transform::deserialize(many_rotations.sealed())),
+                          "rotation count 288230376151711744 exceeds the blob");
+  // Before: an empty stage loaded but re-serialised to other bytes.
+  SQ_CHECK_ERROR_CONTAINS(
+      static_cast<void>(site_transform::deserialize(blob_builder(0, 16).factor(16, hadamard, {2, 0, 1}).sealed())),
+      "stage 1 is empty");
+  // The largest width loads, and a hand-written blob round-trips to its bytes.
+  const auto widest = blob_builder(0, site_transform::max_size).factor(site_transform::max_size, hadamard).sealed();
+  CHECK(site_transform::deserialize(widest).size() == site_transform::max_size);
+  const auto staged = blob_builder(0, 16).factor(16, hadamard, {2, 1}).sealed();
+  CHECK(site_transform::deserialize(staged).serialize() == staged);
+  const auto kron = blob_builder(1, 64).factor(4, hadamard, {1}).factor(16, 0, {3}).sealed();
+  CHECK(site_transform::deserialize(kron).serialize() == kron);
+  // The constructors enforce the same bounds, so whatever is built can be loaded.
+  sq::transform_factor wide{site_transform::max_size * 2, false, {}, sq::givens_sequence<double>(site_transform::max_size * 2)};
+  SQ_CHECK_ERROR_CONTAINS(site_transform(std::move(wide)), "singlequant::site_transform", "is not in [1, 1048576]");
+}
+
+TEST_CASE("issue 14 - a NaN or Inf weight is an error naming it, not a NaN row") {
+  sq::transform_options plain;
+  plain.use_art = plain.use_urt = false;
+  std::vector<double> x(2 * 16, 1.0);
+  x[3] = -2.0;
+  sq::calibrator cal(16, plain);
+  cal.observe(sq::matrix_view<const double>(x, 2, 16));
+  const auto transform = cal.build();
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    // 70 rows: the bad weight sits in the second 64-row chunk, after rows that would have been folded.
+    std::vector<double> w(70 * 16, 0.5);
+    w[66 * 16 + 5] = bad;
+    const auto before = w;
+    // Before: the whole row 66 of W R became NaN and nothing was reported.
+    SQ_CHECK_ERROR_CONTAINS(transform.fold_into_weights(sq::matrix_view<double>(w, 70, 16)),
+                            "site_transform::fold_into_weights", "non-finite", "row 66, column 5");
+    CHECK(std::equal(w.begin(), w.end(), before.begin(), [](double a, double b) { return a == b || (a != a && b != b); }));
+    // Before: single_pass_quantize zeroed the row and only quant_report::nan_count told.
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::single_pass_quantize(cal, sq::matrix_view<const double>(w, 70, 16))),
+                            "single_pass_quantize", "weights: non-finite", "row 66, column 5");
+    std::vector<double> xs(4 * 16, 1.0);
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::measure_w4a4_layer(sq::matrix_view<const double>(xs, 4, 16),
+                                                                     sq::matrix_view<const double>(w, 70, 16),
+                                                                     &transform, {}, {})),
+                            "measure_w4a4_layer", "weights: non-finite", "row 66");
+    xs[17] = bad;
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::measure_w4a4_layer(sq::matrix_view<const double>(xs, 4, 16),
+                                                                     sq::matrix_view<const double>(before.data(), 4, 16),
+                                                                     &transform, {}, {})),
+                            "measure_w4a4_layer", "activations: non-finite", "row 1, column 1");
+  }
+}
+
+TEST_CASE("issue 14 - apply_rows: a NaN spreads over its own token only (the documented policy)") {
+  const std::size_t n = 64, tokens = 40;
+  const sq_test::llm_like_activations gen(n, 72);
+  const auto calibration = gen.draw(tokens, 73);
+  for (auto structure : {sq::transform_structure::full, sq::transform_structure::kronecker}) {
+    sq::transform_options options;
+    options.structure = structure;
+    options.art.tau_mag = 4.0;
+    const auto transform = calibrated(n, options, calibration, tokens).build();
+    auto x = gen.draw(3, 74);
+    auto clean = x;
+    x[n + 9] = std::numeric_limits<double>::quiet_NaN();
+    transform.apply_rows(sq::matrix_view<double>(x, 3, n));
+    transform.apply_rows(sq::matrix_view<double>(clean, 3, n));
+    for (std::size_t k = 0; k < n; ++k) {
+      CHECK(x[k] == clean[k]);                   // token 0 untouched by token 1's NaN
+      CHECK(x[2 * n + k] == clean[2 * n + k]);   // token 2 too
+      CHECK(std::isnan(x[n + k]));               // token 1 is NaN in every channel
+    }
+  }
+}
+
+TEST_CASE("issue 14 - measure_w4a4_layer: all-zero activations give an exact layer, not NaN") {
+  sq::transform_options plain;
+  plain.use_art = plain.use_urt = false;
+  std::vector<double> calibration(2 * 16, 1.0);
+  sq::calibrator cal(16, plain);
+  cal.observe(sq::matrix_view<const double>(calibration, 2, 16));
+  const auto transform = cal.build();
+  const std::vector<double> zeros(8 * 16, 0.0);
+  std::vector<double> w(4 * 16, 0.25);
+  // Before: sqnr_db was -nan (0 / 0).
+  const auto e = sq::measure_w4a4_layer(sq::matrix_view<const double>(zeros, 8, 16), sq::matrix_view<const double>(w, 4, 16),
+                                        &transform, {}, {});
+  CHECK(e.sqnr_db == std::numeric_limits<double>::infinity());
+  CHECK(e.relative_frobenius == 0.0);
+}

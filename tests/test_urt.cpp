@@ -351,3 +351,34 @@ TEST_CASE("urt joint: weight rows of another width are refused") {
   SQ_CHECK_ERROR_CONTAINS(sq::build_urt(stats, weights, sq::givens_sequence<double>(n)), "build_urt",
                           "17");
 }
+
+TEST_CASE("issue 14 - build_urt: budget SIZE_MAX with min_relative_gain 0 stops (the noise floor)") {
+  const std::size_t n = 32, tokens = 200;
+  const sq_test::llm_like_activations gen(n, 90);
+  const auto x = gen.draw(tokens, 91);
+  const auto stats = stats_of(x, tokens, n);
+  sq::urt_options options;
+  options.budget = std::numeric_limits<std::size_t>::max();
+  options.min_relative_gain = 0;  // before: never stopped
+  const auto unlimited = sq::build_urt(stats, options);
+  options.min_relative_gain = sq::greedy_l4_noise_floor;
+  const auto floor = sq::build_urt(stats, options);
+  // Gain 0 means the floor: the same rotations, and more of them than the default n / 2.
+  CHECK(flatten(unlimited.rotations).size() == flatten(floor.rotations).size());
+  CHECK(unlimited.report.rotations > n / 2);
+  CHECK(unlimited.report.l4_after <= floor.report.l4_after);
+}
+
+TEST_CASE("issue 14 - build_urt: out-of-range enum values are errors") {
+  const std::size_t n = 16, tokens = 40;
+  const sq_test::llm_like_activations gen(n, 92);
+  const auto stats = stats_of(gen.draw(tokens, 93), tokens, n);
+  sq::urt_options bad_mode;
+  bad_mode.mode = static_cast<sq::urt_mode>(4);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::build_urt(stats, bad_mode)), "build_urt",
+                          "urt_options::mode has no enumerator of value 4");
+  sq::urt_options bad_weighting;
+  bad_weighting.weighting = static_cast<sq::token_weighting>(2);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::build_urt(stats, bad_weighting)), "build_urt",
+                          "urt_options::weighting has no enumerator of value 2");
+}

@@ -92,3 +92,14 @@ TEST_CASE("as_row_matrix views a vector as one row") {
   CHECK(m.cols() == 3);
   CHECK(m(0, 2) == 3);
 }
+
+TEST_CASE("issue 14 - matrix_view: an extent whose span wraps around is an error") {
+  std::vector<float> four(4, 0.0f);
+  constexpr std::size_t half = std::size_t{1} << 63;
+  // Before: (2 - 1) 2^63 + 2^63 wrapped to 0 elements and the view over 4 floats was accepted.
+  SQ_CHECK_ERROR_CONTAINS(singlequant::matrix_view<float>(four, 2, half, half), "matrix_view", "extent overflow");
+  SQ_CHECK_ERROR_CONTAINS(singlequant::matrix_view<float>(four.data(), 2, half, half), "matrix_view", "extent overflow");
+  // A span that fits size_t but not the address space in bytes.
+  SQ_CHECK_ERROR_CONTAINS(singlequant::matrix_view<float>(four.data(), 1, half / 2), "matrix_view", "extent overflow");
+  CHECK(singlequant::matrix_view<float>(four, 2, 2).rows() == 2);
+}

@@ -108,6 +108,8 @@ class outlier_scores {
 inline art_result build_art_on(const activation_stats& stats, const weight_stats* weights,
                                const art_options& options) {
   stats.check_buildable("build_art");
+  check_enum("build_art", "art_options::rule", options.rule, angle_rule::energy);
+  check_enum("build_art", "art_options::weighting", options.weighting, token_weighting::raw);
   check(std::isfinite(options.tau_mag) && options.tau_mag > 0, "build_art",
         "tau_mag must be finite and > 0, got ", options.tau_mag);
   const std::size_t n = stats.dim();

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 // The version is CMakeLists.txt's project(VERSION); the "version: every copy agrees" test checks
 // these macros, packaging/vcpkg/singlequant/vcpkg.json and packaging/conan/conanfile.py against it.
@@ -62,6 +63,7 @@
 #endif
 
 #if SINGLEQUANT_USE_EXCEPTIONS
+#  include <new>
 #  include <stdexcept>
 #endif
 
@@ -160,6 +162,12 @@ std::string message(const Pieces&... pieces) {
 #endif
 }
 
+/// Fails as `function` unless `value` is one of the enumerators first..last of its enum (an enum
+/// class whose enumerators are consecutive): a value cast from an integer is never used as some other.
+template <class E>
+  requires std::is_enum_v<E>
+void check_enum(std::string_view function, std::string_view what, E value, E last);
+
 /// check(cond, "fwht", "length ", n, " is not a power of two"): fail with the pieces if !cond.
 /// The message is only built on failure, so checks cost a branch on the good path.
 template <class... Pieces>
@@ -167,6 +175,13 @@ SINGLEQUANT_INLINE void check(bool condition, std::string_view function, const P
   if (!condition) [[unlikely]] {
     fail(function, message(pieces...));
   }
+}
+
+template <class E>
+  requires std::is_enum_v<E>
+void check_enum(std::string_view function, std::string_view what, E value, E last) {
+  const auto v = static_cast<long long>(value);
+  check(v >= 0 && v <= static_cast<long long>(last), function, what, " has no enumerator of value ", v);
 }
 
 [[noreturn]] inline void assertion_failed(const char* condition, const char* what, const char* file,
@@ -187,6 +202,56 @@ SINGLEQUANT_INLINE void check(bool condition, std::string_view function, const P
 [[nodiscard]] inline bool add_overflows(std::size_t a, std::size_t b, std::size_t& sum) {
   sum = a + b;
   return sum < a;
+}
+
+}  // namespace detail
+
+/// The largest single allocation (in bytes) a public function makes from sizes given by a caller or
+/// read from a file: 1 TiB. Larger requests, and requests the allocator refuses, are reported as
+/// errors of that function (never std::bad_alloc or std::length_error).
+inline constexpr std::size_t max_allocation_bytes = std::size_t{1} << 40;
+
+/// The widest site (channels of one linear layer's input) statistics and transforms accept: 2^20,
+/// far beyond any LLM width. It bounds what a few bytes of a file (or one size_t) can make the
+/// library allocate before any data arrives.
+inline constexpr std::size_t max_site_width = std::size_t{1} << 20;
+
+namespace detail {
+
+/// Fails as `function` unless `count` elements of `element_bytes` each fit max_allocation_bytes.
+inline void check_allocation(std::string_view function, std::string_view what, std::size_t count,
+                             std::size_t element_bytes) {
+  std::size_t bytes = 0;
+  check(!multiply_overflows(count, element_bytes, bytes) && bytes <= max_allocation_bytes, function,
+        what, ": ", count, " elements of ", element_bytes, " bytes exceed the ", max_allocation_bytes,
+        "-byte allocation limit");
+}
+
+/// v.assign(count, value) for a std::vector (any allocator), reported as an error of `function`
+/// (naming `what` and the size) when the size exceeds max_allocation_bytes or the allocator refuses.
+template <class Vector>
+void checked_assign(std::string_view function, std::string_view what, Vector& v, std::size_t count,
+                    const typename Vector::value_type& value = {}) {
+  using T = typename Vector::value_type;
+  check_allocation(function, what, count, sizeof(T));
+#if SINGLEQUANT_USE_EXCEPTIONS
+  try {
+    v.assign(count, value);
+  } catch (const std::bad_alloc&) {
+    fail(function, message(what, ": cannot allocate ", count, " elements of ", sizeof(T), " bytes"));
+  }
+#else
+  v.assign(count, value);
+#endif
+}
+
+/// std::vector<T>(count, value) through checked_assign.
+template <class T>
+[[nodiscard]] std::vector<T> checked_vector(std::string_view function, std::string_view what,
+                                            std::size_t count, const T& value = T{}) {
+  std::vector<T> v;
+  checked_assign(function, what, v, count, value);
+  return v;
 }
 
 }  // namespace detail

@@ -320,7 +320,9 @@ class givens_sequence {
   using value_type = T;
 
   /// The identity on vectors of length dim.
-  explicit givens_sequence(std::size_t dim = 0) : dim_(dim), last_stage_of_(dim, 0) {}
+  explicit givens_sequence(std::size_t dim = 0)
+      : dim_(dim),
+        last_stage_of_(detail::checked_vector<std::size_t>("givens_sequence", "dimension", dim)) {}
 
   [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
   [[nodiscard]] std::span<const givens_stage<T>> stages() const noexcept { return stages_; }

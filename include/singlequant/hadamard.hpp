@@ -268,7 +268,8 @@ class hadamard_transform {
                   x.size(), " != transform size ", state_->n);
     run(x.data(), 1, x.size(), true);
   }
-  /// Every row of x (tokens x channels) <- row R. Error: x.cols() != size().
+  /// Every row of x (tokens x channels) <- row R. Error: x.cols() != size(). NaN/Inf are not
+  /// checked: one spreads over every channel of its own row (within its Hadamard block), no further.
   void apply_rows(matrix_view<T> x) const {
     detail::check(x.cols() == state_->n, "hadamard_transform::apply_rows", "row length ", x.cols(),
                   " != transform size ", state_->n, " (", x.rows(), " rows)");

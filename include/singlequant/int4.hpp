@@ -17,6 +17,7 @@
 #ifndef SINGLEQUANT_INT4_HPP
 #define SINGLEQUANT_INT4_HPP
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -141,14 +142,18 @@ class packed_int4 {
               int4_grid grid, bool has_zero_points)
       : rows_(rows), cols_(cols), group_size_(gran == granularity::per_group ? group_size : 0),
         gran_(gran), grid_(grid) {
+    detail::check_enum("packed_int4", "granularity", gran, granularity::per_group);
+    detail::check_enum("packed_int4", "grid", grid, int4_grid::full8);
     detail::check(gran != granularity::per_group || (group_size > 0 && cols % group_size == 0),
                   "packed_int4", "group size ", group_size, " does not divide the row length ", cols);
+    // Rows count as at least one byte, so that a zero-width tensor cannot have 2^60 rows to loop over.
     std::size_t bytes = 0;
-    detail::check(!detail::multiply_overflows(rows, singlequant::row_bytes(cols), bytes), "packed_int4",
-                  "size overflow: ", rows, " x ", cols);
-    codes_.assign(bytes, 0);
-    scales_.assign(scale_count(), 0.0f);
-    if (has_zero_points) zero_points_.assign(scale_count(), 0);
+    detail::check(!detail::multiply_overflows(rows, std::max<std::size_t>(1, singlequant::row_bytes(cols)), bytes),
+                  "packed_int4", "size overflow: ", rows, " x ", cols);
+    detail::check_allocation("packed_int4", "codes (rows x max(1, row bytes))", bytes, 1);
+    detail::checked_assign("packed_int4", "codes", codes_, rows * singlequant::row_bytes(cols));
+    detail::checked_assign("packed_int4", "scales", scales_, scale_count());
+    if (has_zero_points) detail::checked_assign("packed_int4", "zero points", zero_points_, scale_count());
   }
 
   [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
@@ -331,7 +336,8 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
 
 /// Converts ggml Q4_0 blocks (rows x cols elements, cols a multiple of 32, blocks row by row) into a
 /// per_group (32), full8 tensor without zero points: code = u - 8, scale = fp32(d). Lossless.
-/// Errors: cols not a multiple of 32, a block count other than rows * cols / 32.
+/// Errors: cols not a multiple of 32, a block count other than rows * cols / 32, a shape larger than
+/// packed_int4 allows, an Inf or NaN scale (to_q4_0 never writes one).
 [[nodiscard]] inline packed_int4 from_q4_0(vector_view<const q4_0_block> blocks, std::size_t rows,
                                            std::size_t cols) {
   detail::check(cols % 32 == 0, "from_q4_0", "row length ", cols, " is not a multiple of 32");
@@ -345,7 +351,10 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
     auto row = q.row_codes(i);
     for (std::size_t b = 0; b < blocks_per_row; ++b) {
       const q4_0_block& block = blocks[i * blocks_per_row + b];
-      q.scales()[i * blocks_per_row + b] = half_bits_to_float(block.d);
+      const float scale = half_bits_to_float(block.d);
+      detail::check(std::isfinite(scale), "from_q4_0", "block ", i * blocks_per_row + b, " (row ", i,
+                    ") has the non-finite scale ", scale);
+      q.scales()[i * blocks_per_row + b] = scale;
       for (std::size_t j = 0; j < 16; ++j) {
         const int low = (block.qs[j] & 0xF) - 8;
         const int high = (block.qs[j] >> 4) - 8;
@@ -387,11 +396,15 @@ struct gptq_tensor {
 
 /// Converts a per_row or per_group tensor (weights: rows = out_features) to AutoGPTQ's layout.
 /// Lossless (scales stay float). Errors: per_tensor / per_column, in_features or out_features not a
-/// multiple of 8, a zero point 0 (unsigned) in the v1 format, which cannot store z - 1 = -1.
+/// multiple of 8, a zero point 0 (unsigned) in the v1 format, which cannot store z - 1 = -1, a
+/// non-finite scale (from_gptq refuses one).
 [[nodiscard]] inline gptq_tensor to_gptq(const packed_int4& q,
                                          gptq_zero_format zero_format = gptq_zero_format::v1) {
   detail::check(q.gran() == granularity::per_row || q.gran() == granularity::per_group, "to_gptq",
                 "needs per_row or per_group quantisation");
+  detail::check_enum("to_gptq", "zero_format", zero_format, gptq_zero_format::v2);
+  for (const float s : q.scales())
+    detail::check(std::isfinite(s), "to_gptq", "scale ", s, " is not finite");
   detail::check(q.rows() % 8 == 0 && q.cols() % 8 == 0, "to_gptq", "out_features ", q.rows(),
                 " and in_features ", q.cols(), " must be multiples of 8");
   gptq_tensor g;
@@ -426,15 +439,21 @@ struct gptq_tensor {
 
 /// Converts AutoGPTQ's layout back: a per_group tensor (per_row when group_size == in_features),
 /// full8 grid, with zero points (zero_point = z - 8). Lossless inverse of to_gptq.
-/// Errors: inconsistent sizes, group_size not dividing in_features, a sizes not multiple of 8.
+/// Errors: inconsistent sizes, group_size not dividing in_features, sizes not multiples of 8, a
+/// shape larger than packed_int4 allows, an unknown zero format, an Inf or NaN scale.
 [[nodiscard]] inline packed_int4 from_gptq(const gptq_tensor& g) {
   const std::size_t out = g.out_features, in = g.in_features;
   detail::check(out % 8 == 0 && in % 8 == 0 && g.group_size > 0 && in % g.group_size == 0,
                 "from_gptq", "out_features ", out, " and in_features ", in,
                 " must be multiples of 8 and group size ", g.group_size, " must divide in_features");
+  detail::check_enum("from_gptq", "zero_format", g.zero_format, gptq_zero_format::v2);
   const std::size_t groups = in / g.group_size;
-  detail::check(g.qweight.size() == in / 8 * out && g.qzeros.size() == groups * (out / 8) &&
-                    g.scales.size() == groups * out,
+  std::size_t qweight_words = 0, qzero_words = 0, scale_count = 0;
+  const bool overflow = detail::multiply_overflows(in / 8, out, qweight_words) ||
+                        detail::multiply_overflows(groups, out / 8, qzero_words) ||
+                        detail::multiply_overflows(groups, out, scale_count);
+  detail::check(!overflow && g.qweight.size() == qweight_words && g.qzeros.size() == qzero_words &&
+                    g.scales.size() == scale_count,
                 "from_gptq", "array sizes (qweight ", g.qweight.size(), ", qzeros ", g.qzeros.size(),
                 ", scales ", g.scales.size(), ") do not match ", out, " x ", in, " with ", groups,
                 " groups");
@@ -454,8 +473,11 @@ struct gptq_tensor {
       detail::check(z <= 15, "from_gptq", "stored zero 15 of row ", n, " group ", c,
                     " means z = 16 in the v1 format, outside the 4-bit range");
       const std::size_t index = per_row ? n : n * groups + c;
+      const float scale = g.scales[c * out + n];
+      detail::check(std::isfinite(scale), "from_gptq", "scale of row ", n, " group ", c,
+                    " is not finite: ", scale);
       q.zero_points()[index] = static_cast<std::int8_t>(z - 8);
-      q.scales()[index] = g.scales[c * out + n];
+      q.scales()[index] = scale;
     }
   }
   return q;

@@ -24,7 +24,8 @@ SINGLEQUANT_BEGIN_NAMESPACE
 
 /// Every row of x (length n = a b) <- row (R1 (x) R2), R1 a x a and R2 b x b (row-major views),
 /// in n (a + b) multiply-adds per row (see the file comment for the index convention).
-/// Error: a non-square factor, x.cols() != a b, or a factor overlapping x.
+/// Error: a non-square factor, x.cols() != a b, or a factor overlapping x. NaN/Inf are not checked:
+/// one spreads over its own row (the channels the dense factors mix), never into other rows.
 /// Example: kronecker_apply<float>(r1, r2, matrix_view<float>(tokens, rows, 11008));  // 172 x 64
 template <class T>
   requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
@@ -68,11 +69,15 @@ struct kronecker_split {
   if (n == 0) return std::nullopt;
   std::optional<kronecker_split> best;
   std::unordered_map<std::size_t, bool> memo;
-  for (std::size_t b = 1; b <= n && n % b == 0; b *= 2) {
+  // b runs over the powers of two dividing n; stopping at n's lowest set bit also keeps b from
+  // doubling past 2^63 to 0 (n % 0).
+  const std::size_t largest_b = n & (~n + 1);
+  for (std::size_t b = 1; b <= largest_b; b *= 2) {
     const std::size_t a = n / b;
-    if (!detail::order_supported(a, memo)) continue;
-    if (!best || a + b < best->a + best->b || (a + b == best->a + best->b && a > best->a))
+    if (detail::order_supported(a, memo) &&
+        (!best || a + b < best->a + best->b || (a + b == best->a + best->b && a > best->a)))
       best = kronecker_split{a, b};
+    if (b == largest_b) break;
   }
   return best;
 }

@@ -80,6 +80,8 @@ struct quant_report {
 namespace detail {
 
 inline void check_config(const quant_config& cfg, std::size_t cols, std::string_view function) {
+  check_enum(function, "grid", cfg.grid, int4_grid::full8);
+  check_enum(function, "granularity", cfg.gran, granularity::per_group);
   check(cfg.gran != granularity::per_group || (cfg.group_size > 0 && cols % cfg.group_size == 0),
         function, "group size ", cfg.group_size, " does not divide the row length ", cols,
         " (no tail rule: pick a divisor)");
@@ -343,7 +345,7 @@ void fake_quantize(std::type_identity_t<matrix_view<const T>> x, matrix_view<T> 
 }
 
 /// Mean squared error sum (reference - approx)^2 / (rows cols), accumulated in double; 0 for an
-/// empty matrix; NaN if any element is NaN. Error: shape mismatch.
+/// empty matrix. Errors: shape mismatch; a NaN or Inf element (or a sum beyond the double range).
 template <class T>
   requires std::is_floating_point_v<T>
 [[nodiscard]] double mse(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
@@ -357,6 +359,8 @@ template <class T>
       const double d = static_cast<double>(reference(i, j)) - static_cast<double>(approx(i, j));
       sum += d * d;
     }
+  detail::check(std::isfinite(sum), "mse", "the sum of squared differences is ", sum,
+                ": a NaN or Inf element, or values too large");
   return sum / static_cast<double>(reference.size());
 }
 template <class T>
@@ -365,10 +369,27 @@ template <class T>
   return mse(matrix_view<const T>(reference), matrix_view<const T>(approx));
 }
 
+namespace detail {
+
+/// 10 log10(signal / noise) under sqnr_db's rules: +Inf when noise == 0 (an exact approximation,
+/// an all-zero or empty reference included); an error of `function` when the signal is 0 but the
+/// noise is not (no SQNR exists), or when either sum is not finite (a NaN or Inf element, or an
+/// overflow).
+inline double sqnr_from_sums(double signal, double noise, std::string_view function) {
+  check(std::isfinite(signal) && std::isfinite(noise), function, "the sums are not finite (signal ",
+        signal, ", noise ", noise, "): a NaN or Inf element, or values too large");
+  if (noise == 0) return std::numeric_limits<double>::infinity();
+  check(signal > 0, function, "the reference is all zero but the approximation is not (noise ",
+        noise, "): the SQNR is undefined");
+  return 10.0 * std::log10(signal / noise);
+}
+
+}  // namespace detail
+
 /// Signal-to-quantisation-noise ratio in dB: 10 log10(sum reference^2 / sum (reference - approx)^2),
-/// in double. +Inf when approx == reference exactly (including an all-zero or empty reference);
-/// -Inf when the reference is all zero but approx is not; NaN if any element is NaN.
-/// Error: shape mismatch.
+/// in double. +Inf when approx == reference exactly (an all-zero or empty reference included).
+/// Errors: shape mismatch; an all-zero reference with approx != reference (no SQNR exists); a NaN
+/// or Inf element (or sums beyond the double range), so that a bad value never averages in silently.
 template <class T>
   requires std::is_floating_point_v<T>
 [[nodiscard]] double sqnr_db(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
@@ -383,10 +404,7 @@ template <class T>
       signal += r * r;
       noise += d * d;
     }
-  if (signal != signal || noise != noise) return std::numeric_limits<double>::quiet_NaN();
-  if (noise == 0) return std::numeric_limits<double>::infinity();
-  if (signal == 0) return -std::numeric_limits<double>::infinity();
-  return 10.0 * std::log10(signal / noise);
+  return detail::sqnr_from_sums(signal, noise, "sqnr_db");
 }
 template <class T>
   requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
@@ -413,6 +431,7 @@ inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8
                 scales_out.size(), " floats, ", x.rows(), " rows need one each");
   detail::check(clip_ratio > 0 && clip_ratio <= 1, "quantize_rows_fused", "clip ratio ", clip_ratio,
                 " is outside (0, 1]");
+  detail::check_enum("quantize_rows_fused", "grid", grid, int4_grid::full8);
   if (x.rows() == 0) return;
   std::size_t nan_inf[2] = {0, 0};
   detail::dispatch([&](auto arch) {
@@ -432,6 +451,7 @@ inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8
 /// quantize_rows_fused into a new per_row packed tensor.
 [[nodiscard]] inline packed_int4 quantize_rows_fused(matrix_view<const float> x, double clip_ratio,
                                                      int4_grid grid, quant_report* report = nullptr) {
+  detail::check_enum("quantize_rows_fused", "grid", grid, int4_grid::full8);
   packed_int4 q(x.rows(), x.cols(), granularity::per_row, 0, grid, false);
   quantize_rows_fused(x, q.codes(), q.scales(), clip_ratio, grid, report);
   return q;

@@ -139,6 +139,18 @@ bool copy_finite_rows(matrix_view<const T> x, std::size_t r0, std::size_t count,
   return true;
 }
 
+/// copy_finite_rows of all of x into a new vector, or an error of `function` naming the first
+/// non-finite element of `what` ("weights", ...) by row and column.
+template <class T>
+std::vector<double> finite_copy(matrix_view<const T> x, std::string_view function, std::string_view what) {
+  std::vector<double> out = checked_vector<double>(function, what, x.size());
+  std::size_t bad_row = 0, bad_col = 0;
+  check(copy_finite_rows(x, 0, x.rows(), out.data(), bad_row, bad_col), function, what,
+        ": non-finite value ", static_cast<double>(x(bad_row, bad_col)), " at row ", bad_row,
+        ", column ", bad_col);
+  return out;
+}
+
 }  // namespace detail
 
 /// Streaming statistics of a site's activations (see the file comment). Not thread-safe: give each
@@ -148,7 +160,9 @@ class activation_stats {
   /// Statistics of n-channel activations (n >= 1).
   explicit activation_stats(std::size_t n, stats_options options = {})
       : n_(n), options_(options) {
-    detail::check(n >= 1, "activation_stats", "dimension must be >= 1, got ", n);
+    detail::check(n >= 1 && n <= max_site_width, "activation_stats", "dimension ", n, " is not in [1, ",
+                  max_site_width, "] (max_site_width)");
+    detail::check_enum("activation_stats", "stats_options::cross", options.cross, cross_moments::sampled);
     std::size_t n_squared = 0;
     detail::check(!detail::multiply_overflows(n, n, n_squared), "activation_stats",
                   "dimension ", n, " too large");
@@ -156,14 +170,15 @@ class activation_stats {
              (options.cross == cross_moments::automatic && n <= options.dense_max_width);
     const std::size_t by_bytes = options.max_sample_bytes / (sizeof(double) * n);
     sample_capacity_ = std::min(options.max_sample_rows, by_bytes);
-    absmax_.assign(n, 0.0);
-    sum2_.assign(n, 0.0);
-    sum4_.assign(n, 0.0);
+    absmax_ = detail::checked_vector<double>("activation_stats", "per-channel maxima", n);
+    sum2_ = detail::checked_vector<double>("activation_stats", "second moments", n);
+    sum4_ = detail::checked_vector<double>("activation_stats", "fourth moments", n);
     if (dense_) {
-      c22_.assign(n_squared, 0.0);
-      c31_.assign(n_squared, 0.0);
-      c13_.assign(n_squared, 0.0);
-      c11_.assign(n_squared, 0.0);
+      detail::check_allocation("activation_stats", "dense cross moments", n_squared, 4 * sizeof(double));
+      c22_ = detail::checked_vector<double>("activation_stats", "cross moments", n_squared);
+      c31_ = detail::checked_vector<double>("activation_stats", "cross moments", n_squared);
+      c13_ = detail::checked_vector<double>("activation_stats", "cross moments", n_squared);
+      c11_ = detail::checked_vector<double>("activation_stats", "cross moments", n_squared);
     }
     sample_.cols = n;
     outliers_.cols = n;
@@ -480,7 +495,10 @@ class weight_stats {
  public:
   /// No rows yet, for sites of n channels (n >= 1).
   explicit weight_stats(std::size_t n, weight_term_options options = {}) : options_(options) {
-    detail::check(n >= 1, "weight_stats", "dimension must be >= 1, got ", n);
+    detail::check(n >= 1 && n <= max_site_width, "weight_stats", "dimension ", n, " is not in [1, ",
+                  max_site_width, "] (max_site_width)");
+    detail::check_enum("weight_stats", "weight_term_options::weighting", options.weighting,
+                       weight_row_weighting::energy);
     detail::check(std::isfinite(options.lambda) && options.lambda >= 0, "weight_stats",
                   "lambda must be finite and >= 0, got ", options.lambda);
     rows_.cols = n;

@@ -142,10 +142,16 @@ class site_transform {
   ///     u64 i, u64 j, f64 c, f64 s (bit-exact),
   ///   then u64 FNV-1a-64 of every preceding byte.
   static constexpr std::uint32_t format_version = 1;
+  /// The widest site a transform may have (built or loaded): 2^20 channels. Bounds what a blob of a
+  /// few bytes can make deserialize() allocate (a Hadamard of order n takes no bytes to describe).
+  static constexpr std::size_t max_size = max_site_width;
+  /// The largest Kronecker factor: its dense R_f and R_f^T are kept in double and float
+  /// (24 max_kronecker_factor^2 bytes per factor, 384 MiB at the limit).
+  static constexpr std::size_t max_kronecker_factor = 4096;
 
   /// Full form: x -> x H G (Hadamard of order n when use_hadamard, then the rotations).
   explicit site_transform(transform_factor full) {
-    validate_factor(full, "site_transform");
+    validate_factor(full, max_size, "site_transform");
     n_ = full.size;
     structure_ = transform_structure::full;
     factors_.push_back(std::move(full));
@@ -153,11 +159,12 @@ class site_transform {
   }
   /// Kronecker form: x -> x (R_a (x) R_b) with R_a = H_a G_a (rows), R_b = H_b G_b (lanes).
   site_transform(transform_factor rows, transform_factor lanes) {
-    validate_factor(rows, "site_transform");
-    validate_factor(lanes, "site_transform");
+    validate_factor(rows, max_kronecker_factor, "site_transform");
+    validate_factor(lanes, max_kronecker_factor, "site_transform");
     std::size_t n = 0;
-    detail::check(!detail::multiply_overflows(rows.size, lanes.size, n), "site_transform",
-                  "factor sizes overflow");
+    detail::check(!detail::multiply_overflows(rows.size, lanes.size, n) && n <= max_size,
+                  "site_transform", "Kronecker factors ", rows.size, " x ", lanes.size,
+                  " exceed the largest site, ", max_size);
     n_ = n;
     structure_ = transform_structure::kronecker;
     factors_.push_back(std::move(rows));
@@ -178,7 +185,9 @@ class site_transform {
     return c;
   }
 
-  /// Online: every row x <- x R (float or double; float computes in float).
+  /// Online: every row x <- x R (float or double; float computes in float). A NaN or Inf in a row
+  /// is not checked (this is the per-token hot path): it spreads over that row's output (the
+  /// Hadamard and the Kronecker factors mix every channel) and never into other rows.
   template <class T>
     requires std::is_floating_point_v<T>
   void apply_rows(matrix_view<T> x) const {
@@ -208,17 +217,25 @@ class site_transform {
   }
   /// Offline: W <- W R for a weight matrix W (out_features x n), computed in double and rounded
   /// once to T, so y = (x R)(W R)^T equals x W^T.
+  /// Errors (W unchanged): a width other than size(); a NaN or Inf weight (named by row and column:
+  /// it would spread over its whole row of W R).
   template <class T>
     requires std::is_floating_point_v<T>
   void fold_into_weights(matrix_view<T> w) const {
-    detail::check(w.cols() == n_, "site_transform::fold_into_weights", "weights have ", w.cols(),
-                  " columns (in_features), the transform ", n_);
+    constexpr const char* fn = "site_transform::fold_into_weights";
+    detail::check(w.cols() == n_, fn, "weights have ", w.cols(), " columns (in_features), the transform ", n_);
     constexpr std::size_t chunk = 64;
     std::vector<double> buffer(std::min(chunk, w.rows()) * n_);
+    std::size_t bad_row = 0, bad_col = 0;
+    for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {  // all rows are checked before any is written
+      const std::size_t count = std::min(chunk, w.rows() - r0);
+      detail::check(detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col),
+                    fn, "weights: non-finite value ", static_cast<double>(w(bad_row, bad_col)), " at row ",
+                    bad_row, ", column ", bad_col);
+    }
     for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {
       const std::size_t count = std::min(chunk, w.rows() - r0);
-      for (std::size_t r = 0; r < count; ++r)
-        for (std::size_t k = 0; k < n_; ++k) buffer[r * n_ + k] = static_cast<double>(w(r0 + r, k));
+      detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col);
       apply_rows(matrix_view<double>(buffer.data(), count, n_));
       for (std::size_t r = 0; r < count; ++r)
         for (std::size_t k = 0; k < n_; ++k) w(r0 + r, k) = static_cast<T>(buffer[r * n_ + k]);
@@ -280,6 +297,8 @@ class site_transform {
     const std::uint32_t structure = in.u32();
     detail::check(structure <= 1, fn, "unknown structure ", structure);
     const std::uint64_t n = in.u64();
+    detail::check(n >= 1 && n <= max_size, fn, "width ", n, " is not in [1, ", max_size, "]");
+    const std::uint64_t largest_factor = structure == 0 ? n : std::min<std::uint64_t>(n, max_kronecker_factor);
     std::vector<transform_factor> factors;
     for (std::uint32_t f = 0; f < structure + 1; ++f) {
       transform_factor factor;
@@ -289,7 +308,10 @@ class site_transform {
       const std::uint64_t block = in.u64();
       const std::uint64_t stages = in.u64();
       detail::check(in.ok, fn, "truncated factor header");
-      detail::check(size >= 1 && size <= n, fn, "factor size ", size, " invalid for n = ", n);
+      detail::check(size >= 1 && size <= largest_factor, fn, "factor size ", size,
+                    " is not in [1, ", largest_factor, "] (n = ", n, ")");
+      detail::check(f == 0 || size * factors[0].size == n, fn, "lanes factor size ", size, " x rows factor size ",
+                    factors[0].size, " != n = ", n);
       detail::check((flags & ~3u) == 0, fn, "unknown flags ", flags);
       detail::check(block <= size, fn, "Hadamard block size ", block, " > factor size ", size);
       factor.size = static_cast<std::size_t>(size);
@@ -303,6 +325,8 @@ class site_transform {
         const std::uint64_t count = in.u64();
         detail::check(in.ok && count <= in.remaining() / 32, fn, "stage ", s, " rotation count ",
                       count, " exceeds the blob");
+        // serialize() never writes an empty stage, so one would not round-trip to the same bytes.
+        detail::check(count >= 1, fn, "stage ", s, " is empty");
         std::vector<givens<double>> rotations;
         rotations.reserve(static_cast<std::size_t>(count));
         for (std::uint64_t r = 0; r < count; ++r) {
@@ -342,8 +366,9 @@ class site_transform {
     const std::size_t block = f.hadamard.block_size == 0 ? f.size : f.hadamard.block_size;
     return block >= 1 && f.size % block == 0 && is_hadamard_order_supported(block);
   }
-  static void validate_factor(const transform_factor& f, const char* fn) {
-    detail::check(f.size >= 1, fn, "factor size must be >= 1");
+  static void validate_factor(const transform_factor& f, std::size_t largest, const char* fn) {
+    detail::check(f.size >= 1 && f.size <= largest, fn, "factor size ", f.size,
+                  " is not in [1, ", largest, "]");
     detail::check(f.rotations.dim() == f.size, fn, "rotations of dimension ", f.rotations.dim(),
                   " for a factor of size ", f.size);
     detail::check(!f.use_hadamard || hadamard_supported(f), fn, "no Hadamard of order ", f.size,
@@ -800,6 +825,8 @@ struct single_pass_result {
 /// One call for a linear layer y = x W^T: builds the site transform from the calibrator's
 /// statistics (with its options, or `rules` on the same statistics), folds it into a copy of W in
 /// double, and quantises W R with `weight_config`. Online, quantise x R with the activation config.
+/// Errors (nothing built): a width other than the site's, a bad config, a NaN or Inf weight (named
+/// by row and column), and the calibrator's build errors.
 template <class T>
   requires std::is_floating_point_v<T>
 [[nodiscard]] single_pass_result single_pass_quantize(const calibrator& cal, matrix_view<const T> w,
@@ -808,10 +835,8 @@ template <class T>
   detail::check(w.cols() == cal.size(), "single_pass_quantize", "weights have ", w.cols(),
                 " columns (in_features), the site ", cal.size());
   detail::check_config(weight_config, w.cols(), "single_pass_quantize");
+  std::vector<double> folded = detail::finite_copy(w, "single_pass_quantize", "weights");
   site_transform transform = rules == nullptr ? cal.build() : cal.build(*rules);
-  std::vector<double> folded(w.rows() * w.cols());
-  for (std::size_t r = 0; r < w.rows(); ++r)
-    for (std::size_t k = 0; k < w.cols(); ++k) folded[r * w.cols() + k] = static_cast<double>(w(r, k));
   const matrix_view<double> folded_view(folded.data(), w.rows(), w.cols());
   transform.apply_rows(folded_view);  // W <- W R (rows of W are rotated like activations)
   quant_report report;
@@ -822,6 +847,8 @@ template <class T>
 /// The W4A4 output error of a layer y = x W^T (x tokens x n, W out x n):
 /// relative Frobenius |Y - Y_q| / |Y| and SQNR 10 log10(|Y|^2 / |Y - Y_q|^2), with
 /// Y_q = Q_a(x R) Q_w(W R)^T (R = identity when transform is null), everything in double.
+/// An exact Y_q (all-zero activations included) gives 0 and +Inf. Errors: shapes, configs, a NaN or
+/// Inf in x or W (named by position), and sqnr_db's (an all-zero Y with Y_q != 0).
 struct layer_error {
   double relative_frobenius = 0;
   double sqnr_db = 0;
@@ -840,13 +867,8 @@ template <class T>
   detail::check_config(activation_config, x.cols(), fn);
   detail::check_config(weight_config, w.cols(), fn);
   const std::size_t tokens = x.rows(), n = x.cols(), m = w.rows();
-  auto copy = [](matrix_view<const T> a) {
-    std::vector<double> out(a.rows() * a.cols());
-    for (std::size_t r = 0; r < a.rows(); ++r)
-      for (std::size_t k = 0; k < a.cols(); ++k) out[r * a.cols() + k] = static_cast<double>(a(r, k));
-    return out;
-  };
-  std::vector<double> xd = copy(x), wd = copy(w);
+  std::vector<double> xd = detail::finite_copy(x, fn, "activations");
+  std::vector<double> wd = detail::finite_copy(w, fn, "weights");
   auto product = [&](const std::vector<double>& a, const std::vector<double>& b) {
     std::vector<double> y(tokens * m, 0.0);
     for (std::size_t t = 0; t < tokens; ++t)
@@ -874,8 +896,8 @@ template <class T>
     noise += (reference[e] - approx[e]) * (reference[e] - approx[e]);
   }
   layer_error result;
-  result.relative_frobenius = signal > 0 ? std::sqrt(noise / signal) : 0.0;
-  result.sqnr_db = 10.0 * std::log10(signal / noise);
+  result.sqnr_db = detail::sqnr_from_sums(signal, noise, fn);
+  result.relative_frobenius = noise == 0 ? 0.0 : std::sqrt(noise / signal);
   return result;
 }
 

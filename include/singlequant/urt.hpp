@@ -37,12 +37,17 @@ enum class urt_mode {
   chain,      ///< predetermined-angle chain from each nominal-outlier channel through its block
 };
 
+/// The smallest relative l4 decrease the greedy_l4 search accepts (urt_options::min_relative_gain).
+inline constexpr double greedy_l4_noise_floor = 1e-12;
+
 /// Options of build_urt.
 struct urt_options {
   urt_mode mode = urt_mode::greedy_l4;
   /// Rotation budget; 0 means n/2 (greedy_l4), n - 1 (energy), unlimited (chain).
   std::size_t budget = 0;
-  /// greedy_l4: stop when the best decrease is below min_relative_gain x sum_t sum_k y_tk^4.
+  /// greedy_l4: stop when the best decrease is below min_relative_gain x sum_t sum_k y_tk^4. Values
+  /// below greedy_l4_noise_floor count as that floor: smaller decreases are rounding noise of the
+  /// sum, and without a floor a budget of SIZE_MAX would never end.
   double min_relative_gain = 1e-6;
   /// greedy_l4 / energy / chain: use at most this many calibration rows (an evenly strided subset
   /// of the row sample; 0: all). The greedy costs O(rows x n) per rotation: the lever for wide sites.
@@ -395,6 +400,8 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
   const std::size_t n = stats.dim();
   check(already_applied.dim() == n, "build_urt", "already_applied has dimension ",
         already_applied.dim(), ", the statistics ", n);
+  check_enum("build_urt", "urt_options::mode", options.mode, urt_mode::chain);
+  check_enum("build_urt", "urt_options::weighting", options.weighting, token_weighting::raw);
   check(std::isfinite(options.min_relative_gain) && options.min_relative_gain >= 0, "build_urt",
         "min_relative_gain must be finite and >= 0, got ", options.min_relative_gain);
   check(std::isfinite(options.energy_tolerance) && options.energy_tolerance >= 0, "build_urt",
@@ -420,7 +427,8 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
       const bool dense_start = !ws.has_weight_rows() && stats.sample_is_complete() &&
                                options.weighting == token_weighting::raw && ws.rows() == stats.tokens();
       greedy_l4_search<Arch> search(ws, stats, dense_start, touched, options.candidates);
-      result.report.rotations = search.run(budget, options.min_relative_gain, result.rotations);
+      result.report.rotations = search.run(
+          budget, std::max(options.min_relative_gain, greedy_l4_noise_floor), result.rotations);
       break;
     }
     case urt_mode::energy: {

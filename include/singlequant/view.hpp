@@ -127,9 +127,15 @@ class matrix_view {
       : data_(data), map_{rows, cols, row_stride} {
     detail::check(row_stride >= cols, "matrix_view", "row stride ", row_stride, " < cols ", cols,
                   " (rows ", rows, ")");
+    // The addressed span, (rows - 1) row_stride + cols elements, must be addressable: no wrap in
+    // the element count nor in its size in bytes (pointer arithmetic is in ptrdiff_t).
     std::size_t span_size = 0;
-    detail::check(rows == 0 || !detail::multiply_overflows(rows - 1, row_stride, span_size),
-                  "matrix_view", "extent overflow: rows ", rows, " x row stride ", row_stride);
+    const bool overflow = rows != 0 &&
+                          (detail::multiply_overflows(rows - 1, row_stride, span_size) ||
+                           detail::add_overflows(span_size, cols, span_size) ||
+                           span_size > static_cast<std::size_t>(PTRDIFF_MAX) / sizeof(T));
+    detail::check(!overflow, "matrix_view", "extent overflow: ", rows, " x ", cols,
+                  " elements with row stride ", row_stride);
     detail::check(data != nullptr || rows == 0 || cols == 0, "matrix_view", "null pointer with ",
                   rows, " x ", cols, " elements");
   }

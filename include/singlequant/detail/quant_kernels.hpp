@@ -56,8 +56,9 @@ struct quant_params {
 ///   symmetric, symmetric7: s = clip max(hi, -lo) / 7;
 ///   symmetric, full8:      s = clip m / -8 with m = hi if hi > -lo else lo (the extreme lands on -8);
 ///   asymmetric:            s = clip (hi - lo) / (qmax - qmin), z = rne(qmin - clip lo / s).
-/// A scale that rounds to 0 or to a float subnormal gives scale 0, zero point 0 (the group
-/// dequantises to zeros; 1 / s must stay finite). Templated on Arch only to keep per-ISA copies
+/// Only a group with lo = hi = 0 (no finite non-zero value) gets scale 0, zero point 0 (it
+/// dequantises to zeros). A scale below the smallest normal float is raised to it, sign kept, so
+/// 1 / s stays finite and values near 1e-38 keep non-zero codes. Templated on Arch only to keep per-ISA copies
 /// apart (see simd.hpp); every instantiation computes the same doubles (no FMA pattern).
 template <class Arch = void>
 SINGLEQUANT_INLINE quant_params make_params(double lo, double hi, double clip, int qmin, int qmax,
@@ -72,8 +73,10 @@ SINGLEQUANT_INLINE quant_params make_params(double lo, double hi, double clip, i
   } else {
     s = clip * (hi > -lo ? hi : -lo) / static_cast<double>(qmax);
   }
-  const auto scale = static_cast<float>(s);
-  if (!(std::fabs(scale) >= std::numeric_limits<float>::min())) return p;
+  if (lo == 0 && hi == 0) return p;
+  auto scale = static_cast<float>(s);
+  if (!(std::fabs(scale) >= std::numeric_limits<float>::min()))
+    scale = std::copysign(std::numeric_limits<float>::min(), static_cast<float>(s));
   p.scale = scale;
   if (asymmetric) {
     const double t = static_cast<double>(qmin) - clip * lo / static_cast<double>(scale);

@@ -206,6 +206,32 @@ inline void check_weights(const llama_weights& w, std::string_view function) {
   }
 }
 
+/// check_weights, and every parameter finite: an error of `function` naming the tensor, the layer
+/// and the element of the first NaN or Inf (one pass over the weights; quantize_model's entry check,
+/// since a NaN weight would otherwise surface as a NaN calibration activation or a zeroed row).
+inline void check_weights_finite(const llama_weights& w, std::string_view function) {
+  check_weights(w, function);
+  auto scan = [&](matrix_view<const float> m, const char* name, std::size_t layer) {
+    for (std::size_t r = 0; r < m.rows(); ++r)
+      for (std::size_t k = 0; k < m.cols(); ++k)
+        detail::check(std::isfinite(m(r, k)), function, name, " of layer ", layer, " has the non-finite value ",
+                      m(r, k), " at row ", r, ", column ", k);
+  };
+  auto scan_vector = [&](vector_view<const float> g, const char* name, std::size_t layer) {
+    scan(matrix_view<const float>(g.data(), 1, g.size()), name, layer);
+  };
+  const llama_config& c = w.config;
+  scan(w.embedding, "embedding", 0);
+  if (!c.tied_classifier) scan(w.classifier, "classifier", c.n_layers);
+  scan_vector(w.final_norm, "final_norm", c.n_layers);
+  for (std::size_t l = 0; l < c.n_layers; ++l) {
+    const llama_layer_view& layer = w.layers[l];
+    scan_vector(layer.attention_norm, "attention_norm", l);
+    scan_vector(layer.ffn_norm, "ffn_norm", l);
+    for (const linear_kind kind : layer_linears) scan(layer.linear(kind), to_string(kind).data(), l);
+  }
+}
+
 /// A decoder that owns its parameters (float32). Built zero-filled from a configuration, or as a
 /// copy of views; weights() gives the views the forward pass reads. Norm gains can be dropped
 /// (has_norms() false: all ones) once folded into the consuming linears.

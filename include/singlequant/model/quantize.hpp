@@ -281,7 +281,8 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
 
 /// Quantises a decoder to W4A4 in one pass over the calibration sequences (see the file comment).
 /// Calibration sequences run from position 0 (each at most max_seq_len tokens); they are needed only
-/// when a rule set builds ART or URT (rtn and hadamard need none). Errors: bad weights, a site
+/// when a rule set builds ART or URT (rtn and hadamard need none). Errors: bad weights (shapes, or a
+/// NaN or Inf parameter, named), a site
 /// width the Hadamard cannot take, no calibration tokens when statistics are needed, bad quant
 /// configs (group sizes that do not divide a width), tokens outside the vocabulary.
 [[nodiscard]] inline quantized_model quantize_model(const llama_weights& w,
@@ -289,7 +290,7 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
                                                     const quantize_model_options& options = quantize_preset(quant_method::singlequant),
                                                     quantize_report* report = nullptr) {
   constexpr const char* fn = "quantize_model";
-  check_weights(w, fn);
+  check_weights_finite(w, fn);
   const llama_config& c = w.config;
   const std::size_t d = c.dim, L = c.n_layers, hidden = c.hidden_dim, threads = options.threads;
   for (const linear_kind kind : layer_linears)
