@@ -229,9 +229,9 @@ class site_transform {
     std::size_t bad_row = 0, bad_col = 0;
     for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {  // all rows are checked before any is written
       const std::size_t count = std::min(chunk, w.rows() - r0);
-      detail::check(detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col),
-                    fn, "weights: non-finite value ", static_cast<double>(w(bad_row, bad_col)), " at row ",
-                    bad_row, ", column ", bad_col);
+      const bool finite = detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col);
+      if (!finite) detail::fail(fn, detail::message("weights: non-finite value ", static_cast<double>(w(bad_row, bad_col)),
+                                                    " at row ", bad_row, ", column ", bad_col));
     }
     for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {
       const std::size_t count = std::min(chunk, w.rows() - r0);
@@ -310,8 +310,9 @@ class site_transform {
       detail::check(in.ok, fn, "truncated factor header");
       detail::check(size >= 1 && size <= largest_factor, fn, "factor size ", size,
                     " is not in [1, ", largest_factor, "] (n = ", n, ")");
-      detail::check(f == 0 || size * factors[0].size == n, fn, "lanes factor size ", size, " x rows factor size ",
-                    factors[0].size, " != n = ", n);
+      const std::uint64_t rows_size = f == 0 ? 0 : factors[0].size;  // (message pieces are evaluated eagerly)
+      detail::check(f == 0 || size * rows_size == n, fn, "lanes factor size ", size, " x rows factor size ",
+                    rows_size, " != n = ", n);
       detail::check((flags & ~3u) == 0, fn, "unknown flags ", flags);
       detail::check(block <= size, fn, "Hadamard block size ", block, " > factor size ", size);
       factor.size = static_cast<std::size_t>(size);

@@ -43,7 +43,9 @@ inline constexpr double greedy_l4_noise_floor = 1e-12;
 /// Options of build_urt.
 struct urt_options {
   urt_mode mode = urt_mode::greedy_l4;
-  /// Rotation budget; 0 means n/2 (greedy_l4), n - 1 (energy), unlimited (chain).
+  /// Rotation budget; 0 means n/2 (greedy_l4), n - 1 (energy), unlimited (chain). greedy_l4 caps it
+  /// at n (n - 1) / 2, the number of planes: the greedy only approaches its optimum asymptotically,
+  /// and past a sweep's worth of rotations each further one gains well under 1e-4 of the l4.
   std::size_t budget = 0;
   /// greedy_l4: stop when the best decrease is below min_relative_gain x sum_t sum_k y_tk^4. Values
   /// below greedy_l4_noise_floor count as that floor: smaller decreases are rounding noise of the
@@ -420,7 +422,7 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
   switch (options.mode) {
     case urt_mode::none: break;
     case urt_mode::greedy_l4: {
-      const std::size_t budget = options.budget == 0 ? n / 2 : options.budget;
+      const std::size_t budget = std::min(options.budget == 0 ? n / 2 : options.budget, n * (n - 1) / 2);
       std::vector<char> touched(n, 0);
       for (const auto& stage : already_applied.stages())
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
