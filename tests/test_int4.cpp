@@ -269,6 +269,7 @@ TEST_CASE("issue 14 - from_q4_0 and from_gptq: zero-width shapes with huge row c
                           "exceed the 1099511627776-byte allocation limit");
   CHECK(sq::from_q4_0(none, 0, 0).rows() == 0);
   CHECK(sq::from_q4_0(none, 3, 0).rows() == 3);  // a small empty-row tensor is fine
+  CHECK(sq::from_q4_0(none, std::size_t{1} << 39, 0).rows() == std::size_t{1} << 39);  // and fast: no row loop
   // Before: out 2^45 x in 0 looped 2^45 times.
   sq::gptq_tensor empty;
   empty.out_features = std::size_t{1} << 45;

@@ -346,6 +346,7 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
   detail::check(!overflow && blocks.size() == elements / 32, "from_q4_0", rows, " x ", cols,
                 " elements need ", elements / 32, " blocks, got ", blocks.size());
   packed_int4 q(rows, cols, granularity::per_group, 32, int4_grid::full8, false);
+  if (cols == 0) return q;  // empty rows: nothing to read, and no loop over up to 2^40 of them
   const std::size_t blocks_per_row = cols / 32;
   for (std::size_t i = 0; i < rows; ++i) {
     auto row = q.row_codes(i);
@@ -460,6 +461,7 @@ struct gptq_tensor {
   const bool per_row = groups == 1;
   packed_int4 q(out, in, per_row ? granularity::per_row : granularity::per_group,
                 per_row ? 0 : g.group_size, int4_grid::full8, true);
+  if (in == 0) return q;  // empty rows: nothing to read, and no loop over up to 2^40 of them
   const int stored_offset = g.zero_format == gptq_zero_format::v1 ? 1 : 0;
   for (std::size_t n = 0; n < out; ++n) {
     auto row = q.row_codes(n);
