@@ -39,8 +39,9 @@
 
 // Outputs of at least this many bytes (codes of quantize_rows_fused, floats of dequantize) are
 // written with non-temporal stores where the ISA and alignment allow: they would not stay in cache
-// anyway, and skipping the read-for-ownership nearly doubles the write bandwidth. Smaller outputs,
-// the online per-token case, stay in cache for the GEMM that reads them next.
+// anyway, and skipping the read-for-ownership saves the read half of the write traffic
+// (docs/performance.md). Smaller outputs, the online per-token case, stay in cache for the GEMM
+// that reads them next.
 #ifndef SINGLEQUANT_STREAMING_THRESHOLD
 #  define SINGLEQUANT_STREAMING_THRESHOLD (std::size_t{4} << 20)
 #endif
