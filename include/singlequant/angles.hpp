@@ -1,4 +1,5 @@
-// singlequant/angles.hpp - closed-form Givens angles from pair statistics (method.md 6.2).
+// singlequant/angles.hpp - closed-form Givens angles from pair statistics
+// (docs/method.md section 3).
 //
 // Every function returns theta for the rotation convention of givens.hpp (row vector, counter-
 // clockwise): x_i' = c x_i - s x_j, x_j' = s x_i + c x_j, i.e. z = x_i + i x_j becomes e^{i theta} z.
@@ -61,9 +62,9 @@ namespace detail {
   return detail::reduce_full_turn(-std::atan2(b, a));
 }
 
-/// L-infinity alignment of one pair (a, b) (method.md 6.2.1): max(|x_i'|, |x_j'|) is minimal,
-/// sqrt(a^2 + b^2) / sqrt(2), when the point lies on a diagonal: theta = pi/4 - atan2(b, a), modulo
-/// pi/2, reduced to (-pi/4, pi/4]; 0 when a = b = 0.
+/// L-infinity alignment of one pair (a, b) (docs/method.md section 3.2): max(|x_i'|, |x_j'|) is
+/// minimal, sqrt(a^2 + b^2) / sqrt(2), when the point lies on a diagonal:
+/// theta = pi/4 - atan2(b, a), modulo pi/2, reduced to (-pi/4, pi/4]; 0 when a = b = 0.
 [[nodiscard]] inline double align_linf(double a, double b) {
   singlequant::detail::check(detail::all_finite({a, b}), "angles::align_linf", "non-finite input a = ", a,
                              ", b = ", b);
@@ -101,7 +102,7 @@ namespace detail {
   return detail::accumulate_strided(x.data() + i, x.data() + j, x.rows(), x.row_stride());
 }
 
-/// The pair's l4 objective after rotating by theta, in closed form (method.md 6.2.2):
+/// The pair's l4 objective after rotating by theta, in closed form (docs/method.md section 3.3):
 /// sum_t x_ti'^4 + x_tj'^4 = (3/4) (s40 + 2 s22 + s04) + (1/4) Re(e^{4 i theta} Z4).
 [[nodiscard]] inline double l4_at(const pair_fourth_moments& m, double theta) {
   singlequant::detail::check(detail::all_finite({m.s40, m.s31, m.s22, m.s13, m.s04, theta}), "angles::l4_at",
@@ -117,8 +118,9 @@ struct l4_step {
   double decrease = 0;  ///< sum over both channels of x^4, before minus after
 };
 
-/// The multi-token l4 optimum of a pair (method.md 6.2.2): theta = (pi - arg Z4) / 4 modulo pi/2,
-/// reduced to (-pi/4, pi/4]; decrease = (1/4)(Re Z4 + |Z4|), the score for ranking candidate pairs.
+/// The multi-token l4 optimum of a pair (docs/method.md section 3.3): theta = (pi - arg Z4) / 4
+/// modulo pi/2, reduced to (-pi/4, pi/4]; decrease = (1/4)(Re Z4 + |Z4|), the score for ranking
+/// candidate pairs.
 /// The l4 never increases. Z4 = 0 (every angle equal) gives theta = 0, decrease = 0.
 [[nodiscard]] inline l4_step l4_optimal(const pair_fourth_moments& m) {
   singlequant::detail::check(detail::all_finite({m.s40, m.s31, m.s22, m.s13, m.s04}), "angles::l4_optimal",
@@ -137,7 +139,7 @@ struct l4_step {
           0.25 * (re + magnitude) * scale};
 }
 
-/// Second-moment equalisation (method.md 6.2.3): the rotated energies
+/// Second-moment equalisation (docs/method.md section 3.4): the rotated energies
 /// E[x_i'^2] - E[x_j'^2] = cos 2theta (s_ii - s_jj) - 2 sin 2theta s_ij vanish at
 /// tan 2theta = (s_ii - s_jj) / (2 s_ij): theta = atan2(s_ii - s_jj, 2 s_ij) / 2 modulo pi/2, in
 /// (-pi/4, pi/4]; both energies become (s_ii + s_jj) / 2. (Not the decorrelating Jacobi angle.)
@@ -152,7 +154,7 @@ struct l4_step {
   return detail::reduce_quarter_turn(0.5 * std::atan2(difference, cross));
 }
 
-/// Sets channel i's rotated energy to mu (method.md 6.2.4, the Davies-Higham step):
+/// Sets channel i's rotated energy to mu (docs/method.md section 3.5, the Davies-Higham step):
 /// c^2 s_ii - 2 c s s_ij + s^2 s_jj = mu, i.e. with t = tan theta,
 /// (s_jj - mu) t^2 - 2 s_ij t + (s_ii - mu) = 0; the root of smaller |t| (stable form
 /// t = (s_ii - mu) / (s_ij + sign(s_ij) sqrt(s_ij^2 - (s_jj - mu)(s_ii - mu)))), as theta in
@@ -175,9 +177,9 @@ struct l4_step {
   return detail::reduce_half_turn(std::atan2(c, q));
 }
 
-/// The predetermined uniformising chain (method.md 6.2.5, DuQuant lineage): rotating the planes
-/// (p_0, p_1), (p_1, p_2), ..., (p_{b-2}, p_{b-1}) of a block of size b in that order, each with
-/// i = p_k (the carrier) and j = p_{k+1}, by theta_k with cos theta_k = 1 / sqrt(b - k), maps
+/// The predetermined uniformising chain (docs/method.md section 3.6, DuQuant lineage): rotating the
+/// planes (p_0, p_1), (p_1, p_2), ..., (p_{b-2}, p_{b-1}) of a block of size b in that order, each
+/// with i = p_k (the carrier) and j = p_{k+1}, by theta_k with cos theta_k = 1 / sqrt(b - k), maps
 /// e_{p_0} to the flat vector (1/sqrt(b)) (1, ..., 1) on the block. theta_k = atan(sqrt(b - k - 1)),
 /// in [pi/4, pi/2); k = 0 .. b-2 (the last one is pi/4). Requires b >= 2.
 [[nodiscard]] inline double chain_angle(std::size_t b, std::size_t k) {

@@ -1,4 +1,5 @@
-// singlequant/art.hpp - ART, the alignment rotation for magnitude outliers (method.md A.3, 6.4).
+// singlequant/art.hpp - ART, the alignment rotation for magnitude outliers
+// (docs/method.md section 5).
 //
 // From statistics collected in the rotation basis (after the Hadamard), flag the channels whose
 // absmax exceeds tau_mag x the median absmax, pair each with a quiet partner (disjoint pairs: one
@@ -20,14 +21,14 @@
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
-/// The closed-form angle of a pair rotation (method.md 6.2).
+/// The closed-form angle of a pair rotation (docs/method.md section 3).
 enum class angle_rule {
   l4,      ///< theta = (pi - arg Z4) / 4, Z4 = sum_t (y_ti + i y_tj)^4: minimises the pair's l4 (default)
   linf,    ///< theta = pi/4 - atan2(b, a) at the token where |y_i| peaks: both coordinates equal there
   energy,  ///< tan 2 theta = (S_ii - S_jj) / (2 S_ij): equal second moments after the rotation
 };
 
-/// Options of build_art (method.md 6.4 gives the ranges).
+/// Options of build_art (docs/method.md section 5 gives the ranges).
 struct art_options {
   double tau_mag = 16.0;           ///< flag channels with absmax > tau_mag x median absmax (> 0)
   std::size_t max_levels = 2;      ///< levels (parallel stages); 0 builds nothing

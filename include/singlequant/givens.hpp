@@ -1,6 +1,7 @@
 // singlequant/givens.hpp - Givens rotations, disjoint stages of them, and ordered sequences.
 //
-// Convention (method.md A.1, row vectors): G(i, j, theta) changes two coordinates of x <- x G,
+// Convention (docs/method.md sections 1-2, row vectors): G(i, j, theta) changes two
+// coordinates of x <- x G,
 //     x_i <- c x_i - s x_j,    x_j <- s x_i + c x_j,    c = cos theta, s = sin theta,
 // i.e. the point (x_i, x_j) turns counter-clockwise by theta; as a matrix G_ii = G_jj = c,
 // G_ij = s, G_ji = -s. A sequence is the ordered product G = G_0 G_1 ... G_{k-1}: x G applies G_0

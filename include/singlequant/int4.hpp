@@ -1,8 +1,8 @@
 // singlequant/int4.hpp - the INT4 storage format: nibble layout, packed tensor, foreign layouts.
 //
 // This header is the *format* half of INT4 support and deliberately does not include xsimd (a
-// runtime that only reads or writes the layout should not pay xsimd's ~1 s include cost). The
-// quantisers and the fast kernels are in quant.hpp.
+// runtime that only reads or writes the layout should not pay for parsing it; docs/performance.md).
+// The quantisers and the fast kernels are in quant.hpp.
 //
 // Canonical nibble layout (independent of any SIMD width, identical on every architecture path):
 //   * A code is a signed 4-bit integer in two's complement, -8..7 (nibble 0x8 = -8, 0xF = -1).

@@ -1,6 +1,6 @@
 // singlequant/kronecker.hpp - apply a Kronecker product R1 (x) R2 of dense factors in n (a + b).
 //
-// Index convention (method.md section 2.4): for n = a * b and the row-major reshape
+// Index convention (docs/method.md section 8): for n = a * b and the row-major reshape
 // X[p][q] = x[p * b + q] (p < a, q < b),
 //     x (R1 (x) R2) = vec(R1^T X R2),   (R1 (x) R2)[p b + q][s b + t] = R1[p][s] R2[q][t],
 // so R1 (a x a) mixes the a blocks of length b and R2 (b x b) acts inside every block.

@@ -2,7 +2,7 @@
 // per-token quantise + pack kernel. The storage format (packed_int4, layouts, converters) is in
 // int4.hpp, which this header includes.
 //
-// Conventions (method.md Part A item 6):
+// Conventions (docs/method.md section 10):
 //   * Symmetric: x ~ code * scale. symmetric7 grid: codes -7..7, scale = clip * absmax / 7.
 //     full8 grid: codes -8..7, scale = clip * m / -8 with m the signed finite value of largest
 //     magnitude (ties: the negative one), so m lands exactly on code -8 and the scale is negative
@@ -16,9 +16,10 @@
 //   * Bad values: NaN -> the zero code (0, or the zero point), counted in quant_report::nan_count;
 //     +-Inf (and, for double input, |x| > FLT_MAX) -> the extreme code of its sign, counted in
 //     inf_count; neither enters the scale. A group with no finite non-zero value (all zero, all
-//     NaN, ...) or whose scale would be a float subnormal gets scale 0 and every code equal to the
-//     zero point: it dequantises to exact zeros. No float-to-int conversion ever sees NaN or an
-//     out-of-range value.
+//     NaN, ...) gets scale 0 and every code equal to the zero point: it dequantises to exact
+//     zeros. A scale that would be a float subnormal is raised to the smallest normal float (sign
+//     kept), so 1 / scale stays finite. No float-to-int conversion ever sees NaN or an out-of-range
+//     value.
 #ifndef SINGLEQUANT_QUANT_HPP
 #define SINGLEQUANT_QUANT_HPP
 
@@ -38,8 +39,9 @@
 
 // Outputs of at least this many bytes (codes of quantize_rows_fused, floats of dequantize) are
 // written with non-temporal stores where the ISA and alignment allow: they would not stay in cache
-// anyway, and skipping the read-for-ownership nearly doubles the write bandwidth. Smaller outputs,
-// the online per-token case, stay in cache for the GEMM that reads them next.
+// anyway, and skipping the read-for-ownership saves the read half of the write traffic
+// (docs/performance.md). Smaller outputs, the online per-token case, stay in cache for the GEMM
+// that reads them next.
 #ifndef SINGLEQUANT_STREAMING_THRESHOLD
 #  define SINGLEQUANT_STREAMING_THRESHOLD (std::size_t{4} << 20)
 #endif

@@ -13,7 +13,7 @@
 //     C31[i][j] = sum x_i^3 x_j and S[i][j] = sum x_i x_j, computed as matrix products of the
 //     batch's powers (X2^T X2, X3^T X, X^T X). They answer pair queries over every token and give
 //     the greedy URT its starting gains without a pass over the sample;
-//   * optionally a reservoir of the top tokens by max |x| (the outlier log of method.md 6.3).
+//   * optionally a reservoir of the top tokens by max |x| (diagnostics, docs/method.md section 4).
 // hessian_stats, its sibling, keeps the full n x n second-moment matrix X^T X for GPTQ.
 // Accumulators fed disjoint batches merge into the accumulator fed both (within rounding; the row
 // sample is exact while it holds every row), so engines can collect on several threads.
@@ -78,10 +78,10 @@ enum class weight_row_weighting {
   energy,  ///< unit rows weighted by their energy share: lambda M ||w_i||^2 / sum_r ||w_r||^2
 };
 
-/// The weight side of the joint objective (method.md, issue 21). A rotation R is shared by a site's
-/// activations (x R) and its weights (W R), and both are quantised; with unit-norm tokens and rows the
-/// first-order W4A4 output error is (mean token peakiness) + (mean weight-row peakiness), and l4 is
-/// the smooth proxy of the peak, so the builders minimise
+/// The weight side of the joint objective (docs/method.md section 11). A rotation R is shared by a
+/// site's activations (x R) and its weights (W R), and both are quantised; with unit-norm tokens
+/// and rows the first-order W4A4 output error is (mean token peakiness) + (mean weight-row
+/// peakiness), and l4 is the smooth proxy of the peak, so the builders minimise
 ///   sum_t sum_k y_tk^4  +  sum_i omega_i sum_k w_ik^4
 /// over the token rows y_t (as token_weighting says) and the normalised weight rows w_i in the
 /// rotation basis, with sum_i omega_i = lambda M, M = sum_t ||y_t||^4 (M = T for unit-norm tokens).

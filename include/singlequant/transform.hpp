@@ -1,4 +1,5 @@
-// singlequant/transform.hpp - the composed orthogonal transform of one site (method.md A.2, 6.5).
+// singlequant/transform.hpp - the composed orthogonal transform of one site
+// (docs/method.md section 9).
 //
 // R = H G_art G_urt in the row-vector convention (x -> x R: first the Hadamard, then ART, then
 // URT), with the statistics collected in the Hadamard basis. A linear layer y = x W^T keeps its

@@ -1,4 +1,5 @@
-// singlequant/urt.hpp - URT, the uniformity rotation for nominal outliers (method.md A.4, 6.4).
+// singlequant/urt.hpp - URT, the uniformity rotation for nominal outliers
+// (docs/method.md section 6).
 //
 // Default (greedy_l4): in the rotation basis, repeatedly rotate the channel pair with the largest
 // closed-form l4 decrease (1/4)(Re Z4 + |Z4|) by its optimal angle, until a rotation budget or until

@@ -17,10 +17,9 @@
 // "four Russians" method: inputs are grouped g at a time, all 2^g signed sums of a group are tabulated
 // (half of them met in the middle, one addition each, the other half by exact negation), and every
 // output adds one table entry per group: about (K / g) (2^g + K) additions per column instead of K^2.
-// The lookups are bound by the loads of table entries (measured here: ~4.5 memory-operand 512-bit
-// adds per ns against ~7 register adds), so the schedule minimises K^2 / g + K 2^g / g. In a
-// memory-resident batch the next block is prefetched, a few lines per block of outputs, while one
-// is mixed.
+// The lookups are bound by the loads of table entries (docs/performance.md), so the schedule
+// minimises K^2 / g + K 2^g / g. In a memory-resident batch the next block is prefetched, a few
+// lines per block of outputs, while one is mixed.
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
@@ -226,12 +225,11 @@ SINGLEQUANT_INLINE void radix_block(T* p, std::size_t stride, const lane_context
 /// Prefetches a memory region a few cache lines per step() (the next block of a memory-resident
 /// batch, while this one is transformed) in page-interleaved order: line k of every 4 KiB chunk of
 /// the region before line k + 1 of any, so that the hardware stream prefetcher runs ahead in all
-/// of its pages at once instead of in one page after another (bench_hadamard, 64 MiB batches,
-/// against a sequential order: rows of 4096 floats 17.9 -> 21.2-22.7 GB/s, 8192 14.2 -> 17.7-19.5,
-/// 16384 8.0 -> 14.5-15.2). Regions up to 16 KiB go to L1 (with intent to write when for_write:
-/// the transforms work in place); larger ones to L2 only, as they would not fit in L1 beside the
-/// block being transformed. N > 0: a region of exactly N elements, its order fixed at compile time
-/// (the FWHT passes, whose ALU ports it shares).
+/// of its pages at once instead of in one page after another (figures: docs/performance.md).
+/// Regions up to 16 KiB go to L1 (with intent to write when for_write: the transforms work in
+/// place); larger ones to L2 only, as they would not fit in L1 beside the block being transformed.
+/// N > 0: a region of exactly N elements, its order fixed at compile time (the FWHT passes, whose
+/// ALU ports it shares).
 template <class T, std::size_t N = 0>
 class prefetch_cursor {
   static constexpr std::size_t line_bytes = 64, chunk_bytes = 4096, l1_region_bytes = 16384;
@@ -434,7 +432,7 @@ SINGLEQUANT_INLINE void fixed_leaf_pass(T* x, T scale, const T* in_signs, const 
 
 /// The in-L1 transform of fwht_simd for n = 2^Log2N with compile-time strides: with runtime strides
 /// the address arithmetic of the 2 x 16 loads and stores per block runs on the same ports as the
-/// butterflies (about 12% of the time at n = 4096).
+/// butterflies (docs/performance.md).
 template <std::size_t Log2N, class T, class Arch>
 void fwht_fixed(T* x, T scale, const T* in_signs, const T* out_signs, const lane_context<T, Arch>& lanes,
                 const T* prefetch) noexcept {

@@ -8,9 +8,8 @@
 //            every rotation of every stage to those lines with SIMD batches across the R rows (no
 //            gathers: each rotation loads two whole channel lines), transpose back, next tile.
 //            No scratch, and the R lines of a block fit in one L1 set even when the row stride is
-//            a multiple of 4 KiB (with 16-row tiles and a channel-major scratch they did not: the
-//            stores of a block missed, and the scratch doubled the L1 <-> L2 traffic). A tile
-//            stays in L2 while all stages run on it; every matrix element is read and written once.
+//            a multiple of 4 KiB (the design history: docs/performance.md). A tile stays in L2
+//            while all stages run on it; every matrix element is read and written once.
 //            Blocks start on 64-byte boundaries of the data; the first stage is applied while the
 //            blocks are transposed in (each rotation as soon as both its channels are in), and
 //            the next tile is transposed in while the last one is transposed out, so that memory
@@ -384,7 +383,7 @@ void rotate_rows_tiled(const rotation_span<T>* stages, std::size_t stage_count, 
         rotate_lines<U, Arch>(g->i >= 0 ? tile + g->i : partial + (-1 - g->i),
                               g->j >= 0 ? tile + g->j : partial + (-1 - g->j), *g);
     };
-    // The fused ranges hold tile lines only: no test per line (3-5% of a stage at n = 4096).
+    // The fused ranges hold tile lines only: no test per line (docs/performance.md).
     const auto rotate_fused = [rotations](U* tile, std::size_t begin, std::size_t end) {
       for (const line_rotation<U>* g = rotations + begin; g != rotations + end; ++g)
         rotate_lines<U, Arch>(tile + g->i, tile + g->j, *g);

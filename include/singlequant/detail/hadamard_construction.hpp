@@ -1,6 +1,6 @@
 // singlequant/detail/hadamard_construction.hpp - exact +-1 Hadamard matrices (no SIMD involved).
 //
-// Constructions (method.md section 4):
+// Constructions (docs/method.md section 7):
 //  * Sylvester: H_1 = [1], H_2n = [[H_n, H_n], [H_n, -H_n]].
 //  * Paley I: q = 3 mod 4 a prime power, Jacobsthal Q[a][b] = chi(a - b) over GF(q) (chi the
 //    quadratic character, chi(0) = 0); H = [[1, 1^T], [-1, Q + I]], order q + 1.

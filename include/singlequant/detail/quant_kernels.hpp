@@ -371,9 +371,8 @@ std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, 
     for (; i + 128 <= n; i += 128) {
       if (next_row != nullptr) {
         // Demand loads alone keep too few cache misses in flight behind this loop's arithmetic:
-        // prefetch 16 KiB ahead along the next row (into the rows after it). Measured on 4096-wide
-        // rows: 0.74-0.83 of a read-only pass at 16 KiB against 0.68-0.78 at 4 KiB (noisy host).
-        // Prefetches of addresses past the input never fault.
+        // prefetch 16 KiB ahead along the next row (into the rows after it; the distance is
+        // measured in docs/performance.md). Prefetches of addresses past the input never fault.
         for (std::size_t k = 0; k < 128; k += 16)
           _mm_prefetch(reinterpret_cast<const char*>(next_row + i + 4096 + k), _MM_HINT_T0);
         for (std::size_t k = 0; k < 128; k += 32) {
