@@ -1,5 +1,5 @@
 // Givens rotations, stages and sequences against independent references: dense products of the
-// method.md 6.1 matrices, a long-double row-by-row reference, orthogonality, and bad input.
+// docs/method.md section 2 matrices, a long-double row-by-row reference, orthogonality, and bad input.
 #include <singlequant/givens.hpp>
 
 #include <algorithm>
@@ -35,7 +35,7 @@ sq::givens_sequence<T> random_sequence(std::size_t dim, std::size_t count, std::
   return g;
 }
 
-/// G(i, j, theta) as a dense matrix, straight from method.md 6.1: identity except
+/// G(i, j, theta) as a dense matrix, straight from docs/method.md section 2: identity except
 /// G_ii = G_jj = c, G_ij = s, G_ji = -s.
 template <class T>
 std::vector<double> dense_rotation(const sq::givens<T>& g, std::size_t dim) {
@@ -88,7 +88,7 @@ double eps() {
 
 }  // namespace
 
-TEST_CASE("givens: the row-vector convention of method.md A.1") {
+TEST_CASE("givens: the row-vector convention of docs/method.md section 1") {
   const auto g = sq::givens<double>::from_angle(0, 1, std::numbers::pi / 2);
   double x0 = 1, x1 = 0;
   g.rotate(x0, x1);  // counter-clockwise by 90 degrees: (1, 0) -> (0, 1)
@@ -108,7 +108,7 @@ TEST_CASE("givens: the row-vector convention of method.md A.1") {
   CHECK(x[2] == before[2]);
   CHECK(x[4] == before[4]);
 
-  // to_dense: G_ii = G_jj = c, G_ij = s, G_ji = -s (method.md 6.1), and apply(x) == x G.
+  // to_dense: G_ii = G_jj = c, G_ij = s, G_ji = -s (docs/method.md section 2), and apply(x) == x G.
   const auto dense = seq.to_dense();
   const auto expected = dense_rotation(h, 5);
   for (std::size_t k = 0; k < 25; ++k) CHECK(dense[k] == doctest::Approx(expected[k]).epsilon(1e-15));

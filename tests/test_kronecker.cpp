@@ -11,7 +11,7 @@
 namespace sq = singlequant;
 
 namespace {
-/// The dense Kronecker product (R1 (x) R2)[p b + q][s b + t] = R1[p][s] R2[q][t] (method.md 2.4).
+/// The dense Kronecker product (R1 (x) R2)[p b + q][s b + t] = R1[p][s] R2[q][t] (docs/method.md section 8).
 std::vector<double> dense_kronecker(const std::vector<double>& r1, std::size_t a,
                                     const std::vector<double>& r2, std::size_t b) {
   const std::size_t n = a * b;
