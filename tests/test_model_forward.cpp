@@ -259,3 +259,19 @@ TEST_CASE("README: Llama-family models") {
   CHECK(logits.size() == 3 * 512);
   CHECK(std::equal(last.begin(), last.end(), logits.end() - 512));
 }
+
+TEST_CASE("issue 14 - model: a configuration (as read from a file header) cannot ask for unbounded memory") {
+  const sq::llama_config c = sq_test::small_config();
+  sq::llama_config huge = c;
+  huge.n_layers = std::size_t{1} << 40;  // 2^40 layers of 32 x 48 matrices: > 1 TiB of parameters
+  SQ_CHECK_ERROR_CONTAINS(sq::llama_model(huge), "llama_model", "parameters", "allocation limit");
+  huge = c;
+  huge.vocab_size = std::size_t{1} << 62;  // vocab x dim overflows
+  SQ_CHECK_ERROR_CONTAINS(sq::llama_model(huge), "llama_model", "sizes overflow");
+  huge = c;
+  huge.max_seq_len = std::size_t{1} << 62;  // the KV cache 2 n_layers max_seq_len kv_dim overflows
+  SQ_CHECK_ERROR_CONTAINS(sq::llama_model(huge), "llama_model", "sizes overflow", "max_seq_len");
+  CHECK(sq::parameter_count(c) == sq_test::random_model(c, 5).weights().embedding.size() * 2 + c.dim +
+                                      c.n_layers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.kv_dim() * c.dim +
+                                                    3 * c.hidden_dim * c.dim));
+}

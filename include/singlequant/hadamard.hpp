@@ -286,7 +286,7 @@ class hadamard_transform {
   [[nodiscard]] std::vector<double> to_dense() const {
     const state& s = *state_;
     const std::size_t n = s.n, b = s.block, m = s.pow2, k = s.base;
-    std::vector<double> r(n * n, 0.0);
+    std::vector<double> r = detail::checked_vector<double>("hadamard_transform::to_dense", "n x n matrix", n * n);
     const double scale = 1.0 / std::sqrt(static_cast<double>(b));
     for (std::size_t i = 0; i < n; ++i) {
       const double d = s.options.randomized ? static_cast<double>(s.signs[i]) : 1.0;

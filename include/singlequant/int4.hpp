@@ -227,7 +227,7 @@ class packed_int4 {
   }
   /// All codes unpacked, row-major rows x cols.
   [[nodiscard]] std::vector<std::int8_t> unpack() const {
-    std::vector<std::int8_t> out(rows_ * cols_);
+    std::vector<std::int8_t> out = detail::checked_vector<std::int8_t>("packed_int4::unpack", "codes", rows_ * cols_);
     unpack(matrix_view<std::int8_t>(out.data(), rows_, cols_));
     return out;
   }

@@ -244,7 +244,7 @@ class site_transform {
   }
   /// The n x n matrix R (row-major) with apply_rows(x) == x R.
   [[nodiscard]] std::vector<double> to_dense() const {
-    std::vector<double> r(n_ * n_, 0.0);
+    std::vector<double> r = detail::checked_vector<double>("site_transform::to_dense", "n x n matrix", n_ * n_);
     for (std::size_t i = 0; i < n_; ++i) r[i * n_ + i] = 1.0;
     apply_rows(matrix_view<double>(r.data(), n_, n_));
     return r;
@@ -869,10 +869,12 @@ template <class T>
   detail::check_config(activation_config, x.cols(), fn);
   detail::check_config(weight_config, w.cols(), fn);
   const std::size_t tokens = x.rows(), n = x.cols(), m = w.rows();
+  std::size_t outputs = 0;
+  detail::check(!detail::multiply_overflows(tokens, m, outputs), fn, tokens, " tokens x ", m, " outputs overflow");
   std::vector<double> xd = detail::finite_copy(x, fn, "activations");
   std::vector<double> wd = detail::finite_copy(w, fn, "weights");
   auto product = [&](const std::vector<double>& a, const std::vector<double>& b) {
-    std::vector<double> y(tokens * m, 0.0);
+    std::vector<double> y = detail::checked_vector<double>(fn, "layer outputs", outputs);
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t o = 0; o < m; ++o) {
         double sum = 0;

@@ -134,12 +134,32 @@ inline void check_config(const llama_config& c, std::string_view function) {
                 " must be finite and > 0");
   detail::check(std::isfinite(c.rope_theta) && c.rope_theta > 0, function, "rope_theta ", c.rope_theta,
                 " must be finite and > 0");
-  std::size_t product = 0;
+  // Every size the model layer allocates, overflow-checked step by step: the parameters (at most
+  // 4 per-layer matrices of dim x max(dim, hidden)) and the KV cache (2 n_layers max_seq_len kv_dim).
   const std::size_t wide = c.dim > c.hidden_dim ? c.dim : c.hidden_dim;
-  detail::check(!detail::multiply_overflows(c.vocab_size, wide, product) &&
-                    !detail::multiply_overflows(c.max_seq_len * 2, c.n_layers * c.kv_dim(), product) &&
-                    !detail::multiply_overflows(c.hidden_dim, c.dim * 3, product),
-                function, "sizes overflow (vocab ", c.vocab_size, ", dim ", c.dim, ", hidden ", c.hidden_dim, ")");
+  std::size_t embedding = 0, matrix = 0, layer = 0, layers = 0, total = 0, cache = 0;
+  const bool overflow = detail::multiply_overflows(c.vocab_size, c.dim, embedding) ||
+                        detail::multiply_overflows(c.dim, wide, matrix) ||
+                        detail::multiply_overflows(matrix, 7, layer) ||
+                        detail::multiply_overflows(layer, c.n_layers, layers) ||
+                        detail::multiply_overflows(embedding, 2, total) || detail::add_overflows(total, layers, total) ||
+                        total > ~std::size_t{0} / 8 ||  // parameter_count (< 2 total) in bytes fits
+                        detail::multiply_overflows(c.max_seq_len, 2, cache) ||
+                        detail::multiply_overflows(cache, c.n_layers, cache) ||
+                        detail::multiply_overflows(cache, c.kv_dim(), cache);
+  detail::check(!overflow, function, "sizes overflow (vocab ", c.vocab_size, ", dim ", c.dim, ", hidden ",
+                c.hidden_dim, ", n_layers ", c.n_layers, ", max_seq_len ", c.max_seq_len, ")");
+}
+
+/// The float parameters of an owning model of configuration c (embedding, classifier unless tied,
+/// norms, the seven linears of every layer); c must pass check_config.
+[[nodiscard]] inline std::size_t parameter_count(const llama_config& c) noexcept {
+  std::size_t count = c.vocab_size * c.dim * (c.tied_classifier ? 1 : 2) + c.dim;
+  for (const linear_kind kind : layer_linears) {
+    const auto shape = linear_shape(c, kind);
+    count += c.n_layers * shape[0] * shape[1];
+  }
+  return count + 2 * c.n_layers * c.dim;
 }
 
 /// Views of one layer's parameters (float32, row-major, each linear out x in).
@@ -246,6 +266,8 @@ class llama_model {
   /// Zero weights, unit norm gains (stored), for the given configuration.
   explicit llama_model(const llama_config& c) : config_(c) {
     check_config(c, "llama_model");
+    // One bound for the whole model, so a header read from a file cannot ask for more.
+    detail::check_allocation("llama_model", "parameters", parameter_count(c), sizeof(float));
     embedding_.assign(c.vocab_size * c.dim, 0.0f);
     if (!c.tied_classifier) classifier_.assign(c.vocab_size * c.dim, 0.0f);
     final_norm_.assign(c.dim, 1.0f);
