@@ -245,4 +245,11 @@ TEST_CASE("issue 14 - model quantize: a NaN or Inf parameter is an error naming 
     SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(gains.weights(), none, sq::quantize_preset(sq::quant_method::rtn)),
                             "quantize_model", "ffn_norm of layer 0", "column 7");
   }
+  // Out-of-range enum values are errors.
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize_preset(static_cast<sq::quant_method>(3))), "quantize_preset",
+                          "method has no enumerator of value 3");
+  auto options = sq::quantize_preset(sq::quant_method::rtn);
+  options.residual = static_cast<sq::residual_mode>(7);
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(sq_test::random_model(c, 6).weights(), none, options), "quantize_model",
+                          "residual has no enumerator of value 7");
 }

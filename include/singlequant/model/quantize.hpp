@@ -80,6 +80,7 @@ struct quantize_model_options {
 /// The options of a preset (Hadamard seeds from `seed`). singlequant: ART (l4) + URT (greedy l4)
 /// after a randomised Hadamard, statistics with sampled pair sums (the builders read the row sample).
 [[nodiscard]] inline quantize_model_options quantize_preset(quant_method method, std::uint64_t seed = 0) {
+  detail::check_enum("quantize_preset", "method", method, quant_method::singlequant);
   quantize_model_options o;
   transform_options rules;
   rules.hadamard.randomized = true;
@@ -290,6 +291,7 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
                                                     const quantize_model_options& options = quantize_preset(quant_method::singlequant),
                                                     quantize_report* report = nullptr) {
   constexpr const char* fn = "quantize_model";
+  detail::check_enum(fn, "quantize_model_options::residual", options.residual, residual_mode::per_site);
   check_weights_finite(w, fn);
   const llama_config& c = w.config;
   const std::size_t d = c.dim, L = c.n_layers, hidden = c.hidden_dim, threads = options.threads;
