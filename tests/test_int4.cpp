@@ -265,17 +265,25 @@ TEST_CASE("GPTQ: per-group zero points survive, v1 cannot store zero point 0") {
 TEST_CASE("issue 14 - from_q4_0 and from_gptq: zero-width shapes with huge row counts are errors, not hangs") {
   // Before: rows 2^57 x cols 0 (no blocks) looped 2^57 times.
   const std::vector<sq::q4_0_block> none;
-  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_q4_0(none, std::size_t{1} << 57, 0)), "packed_int4",
-                          "exceed the 1099511627776-byte allocation limit");
+  for (const std::size_t rows : {std::size_t{1} << 57, std::size_t{1} << 38, (std::size_t{1} << 20) + 1})
+    SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_q4_0(none, rows, 0)), "packed_int4",
+                            "a zero-width tensor may have at most 1048576 rows");
   CHECK(sq::from_q4_0(none, 0, 0).rows() == 0);
-  CHECK(sq::from_q4_0(none, 3, 0).rows() == 3);  // a small empty-row tensor is fine
-  CHECK(sq::from_q4_0(none, std::size_t{1} << 39, 0).rows() == std::size_t{1} << 39);  // and fast: no row loop
+  const auto empty_rows = sq::from_q4_0(none, std::size_t{1} << 20, 0);  // at the limit, and every row loop is short
+  CHECK(empty_rows.rows() == std::size_t{1} << 20);
+  CHECK(sq::to_q4_0(empty_rows).empty());
+  CHECK(empty_rows.unpack().empty());
   // Before: out 2^45 x in 0 looped 2^45 times.
   sq::gptq_tensor empty;
   empty.out_features = std::size_t{1} << 45;
   empty.in_features = 0;
   empty.group_size = 8;
-  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(empty)), "packed_int4", "allocation limit");
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(empty)), "packed_int4", "zero-width");
+  empty.out_features = 8;
+  CHECK(sq::to_gptq(sq::from_gptq(empty)).qweight.empty());
+  // Rows count as at least one byte against the allocation limit.
+  SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(std::size_t{1} << 41, 2, sq::granularity::per_row, 0, sq::int4_grid::full8, false),
+                          "packed_int4", "exceed the 1099511627776-byte allocation limit");
   // Sizes whose products wrap to the (empty) array sizes are rejected as such.
   sq::gptq_tensor wrapping;
   wrapping.out_features = std::size_t{1} << 63;

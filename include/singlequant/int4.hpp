@@ -146,7 +146,11 @@ class packed_int4 {
     detail::check_enum("packed_int4", "grid", grid, int4_grid::full8);
     detail::check(gran != granularity::per_group || (group_size > 0 && cols % group_size == 0),
                   "packed_int4", "group size ", group_size, " does not divide the row length ", cols);
-    // Rows count as at least one byte, so that a zero-width tensor cannot have 2^60 rows to loop over.
+    // A zero-width tensor holds nothing, but every row loop (unpack, to_gptq, ...) would still run
+    // over its rows: at most max_site_width of them, so a few bytes of a file cannot ask for 2^40.
+    detail::check(cols != 0 || rows <= max_site_width, "packed_int4", "a zero-width tensor may have at most ",
+                  max_site_width, " rows, got ", rows);
+    // Rows count as at least one byte against the allocation limit.
     std::size_t bytes = 0;
     detail::check(!detail::multiply_overflows(rows, std::max<std::size_t>(1, singlequant::row_bytes(cols)), bytes),
                   "packed_int4", "size overflow: ", rows, " x ", cols);
