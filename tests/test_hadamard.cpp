@@ -475,3 +475,16 @@ TEST_CASE("README: the Hadamard usage snippet runs as shown") {
   CHECK(split->a == 172);
   CHECK(split->b == 64);
 }
+
+TEST_CASE("issue 14 - hadamard_transform: a base order beyond max_hadamard_base_order is an error, not 21 GB") {
+  // Found by fuzzing site_transform::deserialize: a 64-byte blob of width 131104 = 65552 x 2 built the
+  // dense base H_65552 (283 s, 21 GB RSS). 4097 is odd, so every base of 131104 is a multiple of it.
+  SQ_CHECK_ERROR_CONTAINS(sq::hadamard_transform<float>(131104), "hadamard_transform", "base order 65552",
+                          "exceeds max_hadamard_base_order (4096");
+  sq::hadamard_options blocked;
+  blocked.block_size = 131104 / 2;
+  SQ_CHECK_ERROR_CONTAINS(sq::hadamard_transform<double>(131104, blocked), "hadamard_transform", "block size 65552");
+  // The LLM widths stay supported (bases 172, 108, 924 = 4 x 231 for Qwen2's 29568).
+  for (const std::size_t n : {11008u, 13824u, 29568u})
+    CHECK(sq::hadamard_transform<float>(n).factorization().base <= sq::max_hadamard_base_order);
+}

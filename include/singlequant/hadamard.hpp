@@ -206,6 +206,11 @@ struct hadamard_factorization {
   return hadamard_factorization{f->first, f->second};
 }
 
+/// Largest base order K a hadamard_transform takes (n = K 2^k): the fast apply keeps H_K densely,
+/// with a mix schedule, in O(K^2) memory and construction time (about 1 s at the limit; base 65552,
+/// from a 64-byte transform blob of width 131104, took 283 s and 21 GB). LLM widths need K <= 924.
+inline constexpr std::size_t max_hadamard_base_order = 4096;
+
 /// Largest order hadamard_matrix builds densely (n * n bytes).
 inline constexpr std::size_t max_dense_hadamard_order = 16384;
 
@@ -321,6 +326,9 @@ class hadamard_transform {
                                     opts.block_size == 0 ? "order" : "block size", block);
       base = f->first;
       pow2 = f->second;
+      detail::check(base <= max_hadamard_base_order, "hadamard_transform", opts.block_size == 0 ? "order " : "block size ",
+                    block, " = ", base, " x ", pow2, ": the base order ", base, " exceeds max_hadamard_base_order (",
+                    max_hadamard_base_order, "; its dense H_K costs K^2)");
       log2_pow2 = detail::log2_exact(pow2);
       scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(block)));
       if (base > 1) {

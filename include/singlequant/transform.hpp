@@ -350,7 +350,8 @@ class site_transform {
         factor.rotations.push_back_stage(givens_stage<double>(std::move(rotations)));
       }
       detail::check(!factor.use_hadamard || hadamard_supported(factor), fn,
-                    "factor of size ", size, ": no Hadamard of that order (block size ", block, ")");
+                    "factor of size ", size, ": no Hadamard transform of that order (block size ", block,
+                    "; orders are K 2^k with a supported base K <= ", max_hadamard_base_order, ")");
       factors.push_back(std::move(factor));
     }
     detail::check(in.ok && in.remaining() == 0, fn, "trailing or missing bytes");
@@ -366,7 +367,9 @@ class site_transform {
  private:
   static bool hadamard_supported(const transform_factor& f) {
     const std::size_t block = f.hadamard.block_size == 0 ? f.size : f.hadamard.block_size;
-    return block >= 1 && f.size % block == 0 && is_hadamard_order_supported(block);
+    if (block < 1 || f.size % block != 0) return false;
+    const auto factorization = factor_hadamard_size(block);
+    return factorization && factorization->base <= max_hadamard_base_order;
   }
   static void validate_factor(const transform_factor& f, std::size_t largest, const char* fn) {
     detail::check(f.size >= 1 && f.size <= largest, fn, "factor size ", f.size,
