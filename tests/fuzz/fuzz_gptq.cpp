@@ -1,6 +1,6 @@
 // libFuzzer target: from_gptq on a gptq_tensor taken from the input.
-// Input (little-endian): u64 out_features, u64 in_features, u64 group_size, u8 zero format (bit 0:
-// v2), u32 qweight / qzeros / scales counts, then the qweight and qzeros words and the scales'
+// Input (little-endian): u64 out_features, u64 in_features, u64 group_size, u8 zero format (the
+// enum's value: 0 v1, 1 v2, others must be refused), u32 qweight / qzeros / scales counts, then the qweight and qzeros words and the scales'
 // float bits; an array is cut short where the input ends (a count is never trusted).
 // Accepted tensors must convert back with to_gptq to the same arrays, bit for bit (from_gptq is
 // documented as to_gptq's lossless inverse, and every bit of the layout is meaningful).
@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   g.out_features = static_cast<std::size_t>(in.u64());
   g.in_features = static_cast<std::size_t>(in.u64());
   g.group_size = static_cast<std::size_t>(in.u64());
-  g.zero_format = (in.u8() & 1u) != 0 ? sq::gptq_zero_format::v2 : sq::gptq_zero_format::v1;
+  g.zero_format = static_cast<sq::gptq_zero_format>(in.u8());
   const std::uint32_t nq = in.u32(), nz = in.u32(), ns = in.u32();
   g.qweight = words<std::uint32_t>(in, nq);
   g.qzeros = words<std::uint32_t>(in, nz);
@@ -58,7 +58,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   sq_fuzz::require(q->rows() == g.out_features && q->cols() == g.in_features, "shape differs");
-  sq_fuzz::require(q->grid() == sq::int4_grid::full8 && q->has_zero_points(), "not full8 with zero points");
+  // An empty tensor (no groups) has no zero-point storage, so has_zero_points() is false.
+  sq_fuzz::require(q->grid() == sq::int4_grid::full8 && (q->has_zero_points() || q->scale_count() == 0),
+                   "not full8 with zero points");
+  sq_fuzz::require(g.zero_format == sq::gptq_zero_format::v1 || g.zero_format == sq::gptq_zero_format::v2,
+                   "accepted an unknown zero format");
+  for (const float s : q->scales()) sq_fuzz::require(std::isfinite(s), "accepted an Inf or NaN scale");
   // Dequantised: |code - zero point| <= 15, so a finite scale below FLT_MAX / 16 gives finite values.
   constexpr float safe = std::numeric_limits<float>::max() / 16;
   if (q->cols() > 0)
