@@ -353,3 +353,35 @@ TEST_CASE("llama2c load: truncated and corrupted files are rejected with the fil
                          doctest::Contains("tok512.bin"), std::runtime_error);
   }
 }
+
+TEST_CASE("llama2c load_bytes: in-memory checkpoint and tokenizer, errors name the given name") {
+  // dim 4, hidden 4, 1 layer, 2 heads (head_size 2), 1 kv head, vocab 3 (shared), seq_len 2.
+  const std::int32_t header[7] = {4, 4, 1, 2, 1, 3, 2};
+  const std::size_t floats = 3 * 4 + (2 * 4 + 2 * 16 + 2 * 2 * 4 + 3 * 16) + 4 + 2 * 1 * 2;
+  std::vector<char> bytes(sizeof header + floats * sizeof(float));
+  std::memcpy(bytes.data(), header, sizeof header);
+  for (std::size_t i = 0; i < floats; ++i) {
+    const float v = 0.01f * float(i);
+    std::memcpy(bytes.data() + sizeof header + i * sizeof v, &v, sizeof v);
+  }
+  const auto m = llama2c::model::load_bytes(bytes, "tiny");
+  CHECK(m.cfg().dim == 4);
+  CHECK(m.cfg().kv_dim() == 2);
+  CHECK(m.linear(llama2c::weight_id::w3, 0).data[15] == doctest::Approx(0.01f * float(floats - 4 - 4 - 1)));
+  bytes.pop_back();
+  CHECK_THROWS_WITH_AS(llama2c::model::load_bytes(bytes, "tiny"), doctest::Contains("'tiny'"),
+                       std::runtime_error);
+
+  std::vector<char> tok(4, '\0');
+  tok[0] = 1;  // max_token_length 1, then 259 one-byte pieces
+  for (int id = 0; id < 259; ++id) {
+    const float score = 0;
+    const std::int32_t length = 1;
+    tok.insert(tok.end(), reinterpret_cast<const char*>(&score), reinterpret_cast<const char*>(&score) + 4);
+    tok.insert(tok.end(), reinterpret_cast<const char*>(&length), reinterpret_cast<const char*>(&length) + 4);
+    tok.push_back(char(id % 128));
+  }
+  CHECK(llama2c::tokenizer::load_bytes(tok, "tok", 259).vocab_size() == 259);
+  CHECK_THROWS_WITH_AS(llama2c::tokenizer::load_bytes(tok, "tok", 512), doctest::Contains("'tok'"),
+                       std::runtime_error);
+}

@@ -220,8 +220,7 @@ inline std::vector<char> read_file_bytes(const std::string& path) {
 // Sequential little-endian reader over a byte buffer with bounds checks.
 class byte_reader {
  public:
-  byte_reader(const std::vector<char>& bytes, const std::string& path)
-      : bytes_(bytes), path_(path) {}
+  byte_reader(std::span<const char> bytes, const std::string& path) : bytes_(bytes), path_(path) {}
 
   std::size_t remaining() const { return bytes_.size() - offset_; }
   std::size_t offset() const { return offset_; }
@@ -260,7 +259,7 @@ class byte_reader {
     offset_ += n;
   }
 
-  const std::vector<char>& bytes_;
+  std::span<const char> bytes_;
   const std::string& path_;
   std::size_t offset_ = 0;
 };
@@ -293,8 +292,10 @@ class model {
   // Loads a llama2.c legacy checkpoint. Throws std::runtime_error naming the
   // file and the offending sizes if the header is inconsistent or the file
   // size is not exactly what the header implies.
-  static model load(const std::string& path) {
-    const std::vector<char> bytes = detail::read_file_bytes(path);
+  static model load(const std::string& path) { return load_bytes(detail::read_file_bytes(path), path); }
+  // The same from bytes already in memory; `name` stands for the file in messages.
+  static model load_bytes(std::span<const char> bytes, const std::string& name = "<memory>") {
+    const std::string& path = name;
     constexpr std::size_t header_bytes = 7 * sizeof(std::int32_t);
     if (bytes.size() < header_bytes)
       detail::fail(path, "file is " + std::to_string(bytes.size()) + " bytes, too small for the " +
@@ -695,7 +696,12 @@ class tokenizer {
   // entries until the end of the file. If expected_vocab_size >= 0, the
   // number of entries must match it (use the model's vocab_size).
   static tokenizer load(const std::string& path, int expected_vocab_size = -1) {
-    const std::vector<char> bytes = detail::read_file_bytes(path);
+    return load_bytes(detail::read_file_bytes(path), path, expected_vocab_size);
+  }
+  // The same from bytes already in memory; `name` stands for the file in messages.
+  static tokenizer load_bytes(std::span<const char> bytes, const std::string& name = "<memory>",
+                              int expected_vocab_size = -1) {
+    const std::string& path = name;
     detail::byte_reader reader(bytes, path);
     tokenizer t;
     t.max_token_length_ = reader.read<std::int32_t>();
