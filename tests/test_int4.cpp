@@ -281,7 +281,7 @@ TEST_CASE("issue 14 - from_q4_0 and from_gptq: zero-width shapes with huge row c
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::from_gptq(empty)), "packed_int4", "zero-width");
   empty.out_features = 8;
   CHECK(sq::to_gptq(sq::from_gptq(empty)).qweight.empty());
-  // Rows count as at least one byte against the allocation limit.
+  // Codes beyond the allocation limit.
   SQ_CHECK_ERROR_CONTAINS(sq::packed_int4(std::size_t{1} << 41, 2, sq::granularity::per_row, 0, sq::int4_grid::full8, false),
                           "packed_int4", "exceed the 1099511627776-byte allocation limit");
   // Sizes whose products wrap to the (empty) array sizes are rejected as such.

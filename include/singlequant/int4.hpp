@@ -17,7 +17,6 @@
 #ifndef SINGLEQUANT_INT4_HPP
 #define SINGLEQUANT_INT4_HPP
 
-#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -150,12 +149,10 @@ class packed_int4 {
     // over its rows: at most max_site_width of them, so a few bytes of a file cannot ask for 2^40.
     detail::check(cols != 0 || rows <= max_site_width, "packed_int4", "a zero-width tensor may have at most ",
                   max_site_width, " rows, got ", rows);
-    // Rows count as at least one byte against the allocation limit.
     std::size_t bytes = 0;
-    detail::check(!detail::multiply_overflows(rows, std::max<std::size_t>(1, singlequant::row_bytes(cols)), bytes),
-                  "packed_int4", "size overflow: ", rows, " x ", cols);
-    detail::check_allocation("packed_int4", "codes (rows x max(1, row bytes))", bytes, 1);
-    detail::checked_assign("packed_int4", "codes", codes_, rows * singlequant::row_bytes(cols));
+    detail::check(!detail::multiply_overflows(rows, singlequant::row_bytes(cols), bytes), "packed_int4",
+                  "size overflow: ", rows, " x ", cols);
+    detail::checked_assign("packed_int4", "codes", codes_, bytes);
     detail::checked_assign("packed_int4", "scales", scales_, scale_count());
     if (has_zero_points) detail::checked_assign("packed_int4", "zero points", zero_points_, scale_count());
   }
@@ -350,7 +347,6 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
   detail::check(!overflow && blocks.size() == elements / 32, "from_q4_0", rows, " x ", cols,
                 " elements need ", elements / 32, " blocks, got ", blocks.size());
   packed_int4 q(rows, cols, granularity::per_group, 32, int4_grid::full8, false);
-  if (cols == 0) return q;  // empty rows: nothing to read, and no loop over up to 2^40 of them
   const std::size_t blocks_per_row = cols / 32;
   for (std::size_t i = 0; i < rows; ++i) {
     auto row = q.row_codes(i);
@@ -465,7 +461,6 @@ struct gptq_tensor {
   const bool per_row = groups == 1;
   packed_int4 q(out, in, per_row ? granularity::per_row : granularity::per_group,
                 per_row ? 0 : g.group_size, int4_grid::full8, true);
-  if (in == 0) return q;  // empty rows: nothing to read, and no loop over up to 2^40 of them
   const int stored_offset = g.zero_format == gptq_zero_format::v1 ? 1 : 0;
   for (std::size_t n = 0; n < out; ++n) {
     auto row = q.row_codes(n);

@@ -145,9 +145,7 @@ template <class T>
 std::vector<double> finite_copy(matrix_view<const T> x, std::string_view function, std::string_view what) {
   std::vector<double> out = checked_vector<double>(function, what, x.size());
   std::size_t bad_row = 0, bad_col = 0;
-  if (!copy_finite_rows(x, 0, x.rows(), out.data(), bad_row, bad_col))
-    fail(function, message(what, ": non-finite value ", static_cast<double>(x(bad_row, bad_col)), " at row ",
-                           bad_row, ", column ", bad_col));
+  if (!copy_finite_rows(x, 0, x.rows(), out.data(), bad_row, bad_col)) check_finite(x, function, what);
   return out;
 }
 

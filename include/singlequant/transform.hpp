@@ -227,13 +227,8 @@ class site_transform {
     detail::check(w.cols() == n_, fn, "weights have ", w.cols(), " columns (in_features), the transform ", n_);
     constexpr std::size_t chunk = 64;
     std::vector<double> buffer(std::min(chunk, w.rows()) * n_);
+    detail::check_finite(matrix_view<const T>(w), fn, "weights");  // all rows before any is written
     std::size_t bad_row = 0, bad_col = 0;
-    for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {  // all rows are checked before any is written
-      const std::size_t count = std::min(chunk, w.rows() - r0);
-      const bool finite = detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col);
-      if (!finite) detail::fail(fn, detail::message("weights: non-finite value ", static_cast<double>(w(bad_row, bad_col)),
-                                                    " at row ", bad_row, ", column ", bad_col));
-    }
     for (std::size_t r0 = 0; r0 < w.rows(); r0 += chunk) {
       const std::size_t count = std::min(chunk, w.rows() - r0);
       detail::copy_finite_rows(matrix_view<const T>(w), r0, count, buffer.data(), bad_row, bad_col);

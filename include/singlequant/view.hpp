@@ -8,6 +8,7 @@
 #define SINGLEQUANT_VIEW_HPP
 
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -213,6 +214,17 @@ template <class T>
 }
 
 namespace detail {
+/// Fails as `function` unless every element of x is finite, naming `what` ("weights", "down of layer
+/// 1", ...), the value, its row and column: the one non-finite-input message of the library.
+template <class T>
+void check_finite(matrix_view<const T> x, std::string_view function, std::string_view what) {
+  for (std::size_t r = 0; r < x.rows(); ++r)
+    for (std::size_t k = 0; k < x.cols(); ++k)
+      if (!std::isfinite(static_cast<double>(x(r, k)))) [[unlikely]]
+        fail(function, message(what, ": non-finite value ", static_cast<double>(x(r, k)), " at row ", r,
+                               ", column ", k));
+}
+
 /// True when the element ranges addressed by two views share memory (used for aliasing checks).
 template <class T, class U>
 [[nodiscard]] bool overlaps(const T* a, std::size_t a_count, const U* b, std::size_t b_count) noexcept {

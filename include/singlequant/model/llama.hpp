@@ -232,10 +232,7 @@ inline void check_weights(const llama_weights& w, std::string_view function) {
 inline void check_weights_finite(const llama_weights& w, std::string_view function) {
   check_weights(w, function);
   auto scan = [&](matrix_view<const float> m, const char* name, std::size_t layer) {
-    for (std::size_t r = 0; r < m.rows(); ++r)
-      for (std::size_t k = 0; k < m.cols(); ++k)
-        detail::check(std::isfinite(m(r, k)), function, name, " of layer ", layer, " has the non-finite value ",
-                      m(r, k), " at row ", r, ", column ", k);
+    detail::check_finite(m, function, detail::message(name, " of layer ", layer));
   };
   auto scan_vector = [&](vector_view<const float> g, const char* name, std::size_t layer) {
     scan(matrix_view<const float>(g.data(), 1, g.size()), name, layer);
