@@ -253,3 +253,55 @@ TEST_CASE("issue 14 - model quantize: a NaN or Inf parameter is an error naming 
   SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(sq_test::random_model(c, 6).weights(), none, options), "quantize_model",
                           "residual has no enumerator of value 7");
 }
+
+TEST_CASE("issue 18 - model quantize: GPTQ weights are bit-identical for 1 and 3 threads and need calibration") {
+  const sq::llama_config c = sq_test::small_config();
+  const sq::llama_model fp = sq_test::random_model(c, 5);
+  const auto calibration = sequences(4, 20, c.vocab_size, 77);
+  for (const auto method : {sq::quant_method::rtn, sq::quant_method::singlequant}) {
+    auto o = sq::quantize_preset(method, 2);
+    o.quantizer = sq::weight_quantizer::gptq;
+    o.threads = 1;
+    const auto one = sq::quantize_model(fp.weights(), calibration, o);
+    o.threads = 3;
+    const auto three = sq::quantize_model(fp.weights(), calibration, o);
+    auto rtn_options = o;
+    rtn_options.quantizer = sq::weight_quantizer::rtn;
+    const auto rtn = sq::quantize_model(fp.weights(), calibration, rtn_options);
+    bool differs_from_rtn = false;
+    for (std::size_t l = 0; l < c.n_layers; ++l)
+      for (const auto kind : sq::layer_linears) {
+        const auto& a = one.weight(l, kind);
+        const auto& b = three.weight(l, kind);
+        CHECK(std::equal(a.codes().begin(), a.codes().end(), b.codes().begin(), b.codes().end()));
+        CHECK(std::equal(a.scales().begin(), a.scales().end(), b.scales().begin(), b.scales().end()));
+        const auto& r = rtn.weight(l, kind);
+        differs_from_rtn |= !std::equal(a.codes().begin(), a.codes().end(), r.codes().begin(), r.codes().end());
+      }
+    CHECK(differs_from_rtn);
+  }
+  auto o = sq::quantize_preset(sq::quant_method::rtn);
+  o.quantizer = sq::weight_quantizer::gptq;
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(fp.weights(), std::span<const std::vector<std::int32_t>>(), o),
+                          "GPTQ needs calibration tokens");
+  o.quantizer = static_cast<sq::weight_quantizer>(7);
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_model(fp.weights(), calibration, o), "quantizer");
+}
+
+TEST_CASE("issue 18 - model quantize: on stories260K GPTQ weights lower the KL of RTN weights (Hadamard, SingleQuant)") {
+  auto real = sq_test::load_reference_model("stories260K.bin");
+  if (!real) return;
+  const sq::llama_weights& w = real->weights;
+  const std::vector<std::int32_t> bos = {1};
+  std::vector<std::vector<std::int32_t>> calibration, held_out;
+  for (std::uint64_t s = 0; s < 4; ++s) calibration.push_back(sq::generate(w, bos, 63, {.temperature = 1.0, .seed = s}));
+  for (std::uint64_t s = 0; s < 4; ++s) held_out.push_back(sq::generate(w, bos, 63, {.temperature = 1.0, .seed = 1000 + s}));
+  for (const auto method : {sq::quant_method::hadamard, sq::quant_method::singlequant}) {
+    auto o = sq::quantize_preset(method, 0);
+    const double rtn = sq::evaluate(w, sq::quantize_model(w, calibration, o), held_out).kl;
+    o.quantizer = sq::weight_quantizer::gptq;
+    const double gptq = sq::evaluate(w, sq::quantize_model(w, calibration, o), held_out).kl;
+    MESSAGE("stories260K method " << int(method) << ": KL rtn " << rtn << ", gptq " << gptq);
+    CHECK(gptq < rtn);
+  }
+}

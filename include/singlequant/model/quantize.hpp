@@ -8,7 +8,10 @@
 //   2. build: the shared residual transform R1 (fused: zero run-time cost), and per layer the online
 //      transforms R_o (o_proj input) and R_d (down input), and with residual_mode::per_site the online
 //      R_a (q/k/v input) and R_f (gate/up input). A rule set without ART and URT is the (randomised)
-//      Hadamard alone and needs no statistics.
+//      Hadamard alone and needs no statistics. The builds use the joint objective of the rules'
+//      weight_term (docs/method.md section 11): an online transform sees the layer's weights that
+//      read its site (norms folded), the shared residual transform weight_term.max_rows / n_layers
+//      sampled rows of every layer's q/k/v/gate/up; weight_term.lambda = 0 is activation-only.
 //   3. fold + pack, per linear in double: W <- W diag(g) (norm gains), inputs W <- W R (R1, or the
 //      site's online R), o / down outputs W <- R1^T W; then INT4 with the weight quant_config
 //      (per row or per group, both grids, MSE clip search). Embedding E R1 and classifier
@@ -36,8 +39,10 @@
 #include "../config.hpp"
 #include "../detail/float_gemm.hpp"
 #include "../detail/random.hpp"
+#include "../gptq.hpp"
 #include "../int4.hpp"
 #include "../quant.hpp"
+#include "../stats.hpp"
 #include "../transform.hpp"
 #include "../view.hpp"
 #include "forward.hpp"
@@ -59,6 +64,12 @@ enum class quant_method {
   singlequant,  ///< Hadamard + ART + URT from calibration statistics: shared residual, per-layer online o_proj / down
 };
 
+/// How the linear weights are rounded to INT4 (both with the `weights` quant_config).
+enum class weight_quantizer {
+  rtn,   ///< round to nearest (with the config's MSE clip search)
+  gptq,  ///< GPTQ (gptq.hpp) with each linear's H = X^T X in the basis it is quantised in
+};
+
 /// Everything quantize_model decides (see the file comment for the flow).
 struct quantize_model_options {
   /// Weights: per output row, -7..7, MSE clip search (ratios 1.0 .. 0.5).
@@ -74,11 +85,15 @@ struct quantize_model_options {
   transform_options online_rules;    ///< rules of the online o_proj / down transforms
   /// Per-layer Hadamard seeds are derived from the rules' seed, the layer and the site.
   bool quantize_classifier = false;  ///< INT4 classifier (weights and its input) instead of float32
+  weight_quantizer quantizer = weight_quantizer::rtn;
+  /// GPTQ's damping, block size and act_order (its quant and threads come from weights / threads).
+  gptq_options gptq;
   std::size_t threads = 0;           ///< 0: every core
 };
 
 /// The options of a preset (Hadamard seeds from `seed`). singlequant: ART (l4) + URT (greedy l4)
-/// after a randomised Hadamard, statistics with sampled pair sums (the builders read the row sample).
+/// after a randomised Hadamard on the joint activation + weight objective (weight_term, lambda 1),
+/// statistics with sampled pair sums (the builders read the row sample).
 [[nodiscard]] inline quantize_model_options quantize_preset(quant_method method, std::uint64_t seed = 0) {
   detail::check_enum("quantize_preset", "method", method, quant_method::singlequant);
   quantize_model_options o;
@@ -280,6 +295,78 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
   detail::decoder_forward(ex, config_, tokens, cache, logits, sequence, scratch);
 }
 
+namespace detail {
+
+/// Layer l's float linears with the norm gains folded in (W diag(g)), by linear_kind.
+inline std::array<std::vector<float>, 7> folded_linears(const llama_weights& w, std::size_t l) {
+  std::array<std::vector<float>, 7> linears;
+  const llama_layer_view& lw = w.layers[l];
+  for (const linear_kind kind : layer_linears) {
+    const matrix_view<const float> m = lw.linear(kind);
+    auto& out = linears[static_cast<std::size_t>(kind)];
+    out.resize(m.rows() * m.cols());
+    const site_kind site = site_of(kind);
+    const vector_view<const float> g = site == site_kind::attention_input ? lw.attention_norm
+                                       : site == site_kind::ffn_input     ? lw.ffn_norm
+                                                                          : vector_view<const float>();
+    for (std::size_t r = 0; r < m.rows(); ++r)
+      for (std::size_t k = 0; k < m.cols(); ++k)
+        out[r * m.cols() + k] = g.empty() ? m(r, k)
+                                          : static_cast<float>(static_cast<double>(m(r, k)) * static_cast<double>(g[k]));
+  }
+  return linears;
+}
+
+/// The float model (norms folded) run layer by layer over the calibration sequences, one layer per
+/// call, giving each sequence's rows at the four sites of that layer.
+class calibration_pass {
+ public:
+  using site_rows = std::array<std::vector<float>, 4>;  // by site_kind, tokens x width
+  calibration_pass(const llama_weights& w, std::span<const std::vector<std::int32_t>> calibration,
+                   std::size_t threads)
+      : w_(&w), calibration_(calibration), threads_(threads) {
+    const llama_config& c = w.config;
+    const std::size_t S = calibration.size(), d = c.dim, kv = c.kv_dim();
+    states_.resize(S);
+    keys_.resize(S);
+    values_.resize(S);
+    for (std::size_t s = 0; s < S; ++s) {
+      const auto& seq = calibration[s];
+      states_[s].resize(seq.size() * d);
+      for (std::size_t t = 0; t < seq.size(); ++t) {
+        const auto e = w.embedding.row(static_cast<std::size_t>(seq[t]));
+        std::copy(e.begin(), e.end(), states_[s].begin() + static_cast<std::ptrdiff_t>(t * d));
+      }
+      keys_[s].resize(seq.size() * kv);
+      values_[s].resize(seq.size() * kv);
+    }
+  }
+  /// Runs layer l (its folded linears) on every sequence; layers must come in order 0, 1, ...
+  [[nodiscard]] std::vector<site_rows> layer(std::size_t l, const std::array<std::vector<float>, 7>& linears) {
+    const llama_config& c = w_->config;
+    std::vector<site_rows> rows(calibration_.size());
+    parallel_for(calibration_.size(), threads_, [&](std::size_t s) {
+      const std::size_t T = calibration_[s].size();
+      if (T == 0) return;
+      forward_scratch scratch;
+      prepare_scratch(scratch, c, T, 0);
+      std::swap(scratch.x, states_[s]);
+      calibration_executor ex{&linears, &c, &rows[s]};
+      decoder_layer(ex, c, l, T, 0, keys_[s].data(), values_[s].data(), s, scratch);
+      std::swap(scratch.x, states_[s]);
+    });
+    return rows;
+  }
+
+ private:
+  const llama_weights* w_;
+  std::span<const std::vector<std::int32_t>> calibration_;
+  std::size_t threads_;
+  std::vector<std::vector<float>> states_, keys_, values_;
+};
+
+}  // namespace detail
+
 /// Quantises a decoder to W4A4 in one pass over the calibration sequences (see the file comment).
 /// Calibration sequences run from position 0 (each at most max_seq_len tokens); they are needed only
 /// when a rule set builds ART or URT (rtn and hadamard need none). Errors: bad weights (shapes, or a
@@ -343,8 +430,11 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
       if (has_online(site) && !needs_stats_at(site))
         online[l][static_cast<std::size_t>(site)].emplace(detail::data_free_transform(width_of(site), rules_for(l, site), fn));
 
-  // 1. Statistics, layer by layer over the calibration tokens (float model, norms folded).
-  if (stats_residual || stats_online) {
+  // Calibration tokens are needed for statistics and for GPTQ's H.
+  const bool use_gptq = options.quantizer == weight_quantizer::gptq;
+  detail::check_enum(fn, "quantize_model_options::quantizer", options.quantizer, weight_quantizer::gptq);
+  const std::size_t S = calibration.size();
+  if (stats_residual || stats_online || use_gptq) {
     std::size_t tokens_total = 0;
     for (const auto& seq : calibration) {
       detail::check(seq.size() <= c.max_seq_len, fn, "a calibration sequence of ", seq.size(),
@@ -354,49 +444,40 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
                       " outside the vocabulary of ", c.vocab_size);
       tokens_total += seq.size();
     }
-    detail::check(tokens_total > 0, fn, "the rules build ART / URT from statistics but the calibration is empty");
+    detail::check(tokens_total > 0, fn, use_gptq ? "GPTQ needs calibration tokens but the calibration is empty"
+                                                 : "the rules build ART / URT from statistics but the calibration is empty");
     local.calibration_tokens = tokens_total;
-    const std::size_t S = calibration.size(), kv = c.kv_dim();
-    std::vector<std::vector<float>> states(S), keys(S), values(S);
-    for (std::size_t s = 0; s < S; ++s) {
-      const auto& seq = calibration[s];
-      states[s].resize(seq.size() * d);
-      for (std::size_t t = 0; t < seq.size(); ++t) {
-        const auto e = w.embedding.row(static_cast<std::size_t>(seq[t]));
-        std::copy(e.begin(), e.end(), states[s].begin() + static_cast<std::ptrdiff_t>(t * d));
-      }
-      keys[s].resize(seq.size() * kv);
-      values[s].resize(seq.size() * kv);
-    }
+  }
+
+  // 1. Statistics, layer by layer over the calibration tokens (float model, norms folded).
+  if (stats_residual || stats_online) {
+    detail::calibration_pass pass(w, calibration, threads);
+    std::vector<double> residual_weight_rows;  // sampled residual readers, all layers
     for (std::size_t l = 0; l < L; ++l) {
       auto start = detail::clock::now();
-      // This layer's float linears with the norm gains folded in (W diag(g)).
-      std::array<std::vector<float>, 7> linears;
-      const llama_layer_view& lw = w.layers[l];
-      for (const linear_kind kind : layer_linears) {
-        const matrix_view<const float> m = lw.linear(kind);
-        auto& out = linears[static_cast<std::size_t>(kind)];
-        out.resize(m.rows() * m.cols());
-        const site_kind site = site_of(kind);
-        const vector_view<const float> g = site == site_kind::attention_input ? lw.attention_norm
-                                           : site == site_kind::ffn_input     ? lw.ffn_norm
-                                                                              : vector_view<const float>();
-        for (std::size_t r = 0; r < m.rows(); ++r)
-          for (std::size_t k = 0; k < m.cols(); ++k)
-            out[r * m.cols() + k] = g.empty() ? m(r, k)
-                                              : static_cast<float>(static_cast<double>(m(r, k)) * static_cast<double>(g[k]));
+      const std::array<std::vector<float>, 7> linears = detail::folded_linears(w, l);
+      // The weights that read a site (norms folded), for the joint objective (weight_term).
+      auto readers = [&](site_kind site) {
+        std::vector<matrix_view<const float>> views;
+        for (const linear_kind kind : layer_linears)
+          if (site_of(kind) == site) {
+            const auto shape = linear_shape(c, kind);
+            views.emplace_back(linears[static_cast<std::size_t>(kind)].data(), shape[0], shape[1]);
+          }
+        return views;
+      };
+      // The pooled residual transform reads every layer's q/k/v/gate/up: keep an equal share of
+      // its row budget from each layer (only a sample outlives the layer).
+      if (shared && stats_residual && options.residual_rules.weight_term.lambda > 0) {
+        std::vector<matrix_view<const float>> views = readers(site_kind::attention_input);
+        for (const auto& v : readers(site_kind::ffn_input)) views.push_back(v);
+        const std::size_t budget = options.residual_rules.weight_term.max_rows;
+        const std::size_t quota = budget == 0 ? 0 : std::max<std::size_t>(1, budget / L);
+        const detail::dense_rows sample = detail::sample_weight_rows(
+            std::span<const matrix_view<const float>>(views), d, quota, fn);
+        residual_weight_rows.insert(residual_weight_rows.end(), sample.values.begin(), sample.values.end());
       }
-      std::vector<std::array<std::vector<float>, 4>> rows(S);
-      detail::parallel_for(S, threads, [&](std::size_t s) {
-        const std::size_t T = calibration[s].size();
-        if (T == 0) return;
-        detail::forward_scratch scratch;
-        detail::prepare_scratch(scratch, c, T, 0);
-        std::swap(scratch.x, states[s]);
-        detail::calibration_executor ex{&linears, &c, &rows[s]};
-        detail::decoder_layer(ex, c, l, T, 0, keys[s].data(), values[s].data(), s, scratch);
-        std::swap(scratch.x, states[s]);
-      });
+      const std::vector<detail::calibration_pass::site_rows> rows = pass.layer(l, linears);
       local.seconds_forward += detail::seconds_since(start);
       // Observe: one task per calibrator, rows in sequence order; build the layer's online transforms.
       start = detail::clock::now();
@@ -425,7 +506,9 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
         observe(cal, site);
         observe_seconds[i] = detail::seconds_since(t0);
         const auto t1 = detail::clock::now();
-        online[l][static_cast<std::size_t>(site)].emplace(cal.build());
+        const std::vector<matrix_view<const float>> weights = readers(site);
+        online[l][static_cast<std::size_t>(site)].emplace(
+            cal.build(std::span<const matrix_view<const float>>(weights)));
         build_seconds[i] = detail::seconds_since(t1);
       });
       const double wall = detail::seconds_since(start);
@@ -441,7 +524,10 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
     }
     if (residual_cal) {
       const auto start = detail::clock::now();
-      residual.emplace(residual_cal->build());
+      const std::size_t weight_rows = residual_weight_rows.size() / d;
+      const matrix_view<const double> sampled(residual_weight_rows.data(), weight_rows, d);
+      residual.emplace(residual_cal->build(std::span<const matrix_view<const double>>(&sampled, weight_rows > 0 ? 1 : 0)));
+      residual_weight_rows = {};
       residual_cal.reset();
       local.seconds_build += detail::seconds_since(start);
     }
@@ -465,6 +551,70 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
   const std::size_t linear_tasks = 7 * L;
   std::vector<quant_report> reports(linear_tasks + 1);
   q.embedding_.resize(c.vocab_size * d);
+  // W (double) with the norm gains, the input transforms and the output rotation folded in.
+  auto fold_linear = [&](std::size_t l, linear_kind kind) {
+    const site_kind site = site_of(kind);
+    const llama_layer_view& lw = w.layers[l];
+    const matrix_view<const float> src = lw.linear(kind);
+    const std::size_t rows = src.rows(), cols = src.cols();
+    const vector_view<const float> g = site == site_kind::attention_input ? lw.attention_norm
+                                       : site == site_kind::ffn_input     ? lw.ffn_norm
+                                                                          : vector_view<const float>();
+    std::vector<double> m(rows * cols);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t k = 0; k < cols; ++k)
+        m[r * cols + k] = static_cast<double>(src(r, k)) * (g.empty() ? 1.0 : static_cast<double>(g[k]));
+    const matrix_view<double> mv(m.data(), rows, cols);
+    const bool residual_input = site == site_kind::attention_input || site == site_kind::ffn_input;
+    if (residual_input && residual) residual->apply_rows(mv);
+    if (const auto& r = online[l][static_cast<std::size_t>(site)]) r->apply_rows(mv);
+    if ((kind == linear_kind::o || kind == linear_kind::down) && residual) detail::rotate_output_rows(m, rows, cols, *residual);
+    return m;
+  };
+  auto store = [&](std::size_t l, linear_kind kind, packed_int4 packed) {
+    auto& dq = q.dequantized_[l][static_cast<std::size_t>(kind)];
+    dq.resize(packed.rows() * packed.cols());
+    dequantize(packed, matrix_view<float>(dq.data(), packed.rows(), packed.cols()));
+    q.layers_[l].linears[static_cast<std::size_t>(kind)] = std::move(packed);
+  };
+  if (use_gptq) {
+    // GPTQ: a second pass of the float model over the calibration tokens, one layer at a time (so
+    // only one layer's H are held); each site's H = X^T X of its rows, changed to the basis its
+    // weights are quantised in (R1 and / or the site's online transform), then GPTQ per linear.
+    // Inputs come from the float layers below, not the quantised ones.
+    detail::calibration_pass pass(w, calibration, threads);
+    gptq_options go = options.gptq;
+    go.quant = options.weights;
+    go.threads = threads;
+    for (std::size_t l = 0; l < L; ++l) {
+      auto start = detail::clock::now();
+      const std::vector<detail::calibration_pass::site_rows> rows = pass.layer(l, detail::folded_linears(w, l));
+      local.seconds_forward += detail::seconds_since(start);
+      for (const site_kind site : layer_sites) {
+        const std::size_t width = width_of(site);
+        hessian_stats h(width, {.threads = threads});
+        for (std::size_t s = 0; s < S; ++s) {
+          const auto& r = rows[s][static_cast<std::size_t>(site)];
+          if (!r.empty()) h.accumulate(matrix_view<const float>(r.data(), r.size() / width, width));
+        }
+        const bool residual_site = site == site_kind::attention_input || site == site_kind::ffn_input;
+        const auto& site_online = online[l][static_cast<std::size_t>(site)];
+        h.change_basis([&](matrix_view<double> m) {
+          if (residual_site && residual) residual->apply_rows(m);
+          if (site_online) site_online->apply_rows(m);
+        });
+        for (std::size_t k = 0; k < layer_linears.size(); ++k) {
+          const linear_kind kind = layer_linears[k];
+          if (site_of(kind) != site) continue;
+          const std::vector<double> m = fold_linear(l, kind);
+          const auto shape = linear_shape(c, kind);
+          gptq_report gr;
+          store(l, kind, gptq(matrix_view<const double>(m.data(), shape[0], shape[1]), h, go, &gr));
+          reports[l * 7 + k] = gr.quant;
+        }
+      }
+    }
+  }
   detail::parallel_for(linear_tasks + 2, threads, [&](std::size_t task) {
     if (task >= linear_tasks) {
       // Embedding E R1, or classifier C diag(g_final) R1.
@@ -490,29 +640,12 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
       }
       return;
     }
+    if (use_gptq) return;  // packed above
     const std::size_t l = task / 7;
     const linear_kind kind = layer_linears[task % 7];
-    const site_kind site = site_of(kind);
-    const llama_layer_view& lw = w.layers[l];
-    const matrix_view<const float> src = lw.linear(kind);
-    const std::size_t rows = src.rows(), cols = src.cols();
-    const vector_view<const float> g = site == site_kind::attention_input ? lw.attention_norm
-                                       : site == site_kind::ffn_input     ? lw.ffn_norm
-                                                                          : vector_view<const float>();
-    std::vector<double> m(rows * cols);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t k = 0; k < cols; ++k)
-        m[r * cols + k] = static_cast<double>(src(r, k)) * (g.empty() ? 1.0 : static_cast<double>(g[k]));
-    const matrix_view<double> mv(m.data(), rows, cols);
-    const bool residual_input = site == site_kind::attention_input || site == site_kind::ffn_input;
-    if (residual_input && residual) residual->apply_rows(mv);
-    if (const auto& r = online[l][static_cast<std::size_t>(site)]) r->apply_rows(mv);
-    if ((kind == linear_kind::o || kind == linear_kind::down) && residual) detail::rotate_output_rows(m, rows, cols, *residual);
-    packed_int4 packed = quantize(matrix_view<const double>(mv), options.weights, &reports[task]);
-    auto& dq = q.dequantized_[l][static_cast<std::size_t>(kind)];
-    dq.resize(rows * cols);
-    dequantize(packed, matrix_view<float>(dq.data(), rows, cols));
-    q.layers_[l].linears[static_cast<std::size_t>(kind)] = std::move(packed);
+    const std::vector<double> m = fold_linear(l, kind);
+    const auto shape = linear_shape(c, kind);
+    store(l, kind, quantize(matrix_view<const double>(m.data(), shape[0], shape[1]), options.weights, &reports[task]));
   });
   for (const quant_report& r : reports) {
     local.weights.nan_count += r.nan_count;
