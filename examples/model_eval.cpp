@@ -1,8 +1,9 @@
 // model_eval: whole-model W4A4 results on the llama2.c models (stories260K, pycode11M): methods
-// FP / RTN / Hadamard / SingleQuant (Hadamard and SingleQuant over 3 seeds: mean and spread), grids
-// -7..7 and -8..7, on held-out text the model sampled itself (seeds distinct from calibration):
+// FP / RTN / Hadamard / SingleQuant, and Hadamard / SingleQuant with GPTQ weights (over 3 seeds: mean
+// and spread), grids -7..7 and -8..7, on held-out text the model sampled itself (seeds distinct from calibration):
 // perplexity, KL(P_fp || P_q), top-1 agreement and quantisation wall time, then ablations
-// (ART off, URT off, each URT mode, per-site vs shared residual transform) on the -7..7 grid.
+// (activation-only objective, ART off, URT off, each URT mode, per-site vs shared residual
+// transform) on the -7..7 grid.
 //
 // Usage: model_eval [--models DIR] [--model NAME] [--sequences N] [--length N] [--threads N]
 // Prints markdown tables; a model whose file is absent is skipped with a message.
@@ -99,6 +100,15 @@ int main(int argc, char** argv) {
         for (std::uint64_t seed = 0; seed < 3; ++seed) runs.push_back(run(preset(m, seed)));
         print_row(m == sq::quant_method::hadamard ? "Hadamard (3 seeds)" : "SingleQuant (3 seeds)", runs);
       }
+      for (const auto m : {sq::quant_method::hadamard, sq::quant_method::singlequant}) {
+        std::vector<row_result> runs;
+        for (std::uint64_t seed = 0; seed < 3; ++seed) {
+          auto o = preset(m, seed);
+          o.quantizer = sq::weight_quantizer::gptq;
+          runs.push_back(run(o));
+        }
+        print_row(m == sq::quant_method::hadamard ? "Hadamard + GPTQ (3 seeds)" : "SingleQuant + GPTQ (3 seeds)", runs);
+      }
       if (grid != sq::int4_grid::symmetric7) continue;
       std::printf("\n### ablations (grid -7..7, 3 seeds)\n\n| variant | perplexity | KL | top-1 | quantise s |\n|---|---|---|---|---|\n");
       struct variant {
@@ -106,6 +116,7 @@ int main(int argc, char** argv) {
         void (*edit)(sq::quantize_model_options&);
       };
       const variant variants[] = {
+          {"activation-only objective (lambda 0)", [](sq::quantize_model_options& o) { o.residual_rules.weight_term.lambda = o.online_rules.weight_term.lambda = 0; }},
           {"ART off", [](sq::quantize_model_options& o) { o.residual_rules.use_art = o.online_rules.use_art = false; }},
           {"URT off", [](sq::quantize_model_options& o) { o.residual_rules.use_urt = o.online_rules.use_urt = false; }},
           {"URT energy", [](sq::quantize_model_options& o) { o.residual_rules.urt.mode = o.online_rules.urt.mode = sq::urt_mode::energy; }},
