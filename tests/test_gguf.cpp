@@ -2,8 +2,10 @@
 // bit-identical logits, the float64 reference), small GGUF files written here (F32, F16, BF16,
 // version 2 and 3) against the model they were written from, and hostile input.
 #include <singlequant/model/forward.hpp>
+#include <singlequant/model/quantize.hpp>
 
 #include <formats/gguf.hpp>
+#include <formats/qmodel.hpp>
 
 #include <cstring>
 #include <filesystem>
@@ -97,7 +99,7 @@ void put_u64(std::vector<std::uint8_t>& b, std::size_t at, std::uint64_t v) {
 
 }  // namespace
 
-TEST_CASE("gguf stories260K: same configuration and bit-identical logits as the llama2.c file") {
+TEST_CASE("gguf stories260K: same configuration, bit-identical logits and quantised models as the llama2.c file") {
   const auto bin = sq_test::load_reference_model("stories260K.bin");
   const std::filesystem::path gguf_path = std::filesystem::path(sq_test::models_dir()) / "stories260K.gguf";
   if (!bin) return;
@@ -113,6 +115,15 @@ TEST_CASE("gguf stories260K: same configuration and bit-identical logits as the 
                              sq_test::random_tokens(40, 512, 3)}) {
     const auto a = sq::forward_logits(w, tokens), b = sq::forward_logits(bin->weights, tokens);
     CHECK(same_bits(a, b));
+  }
+  // Identical quantised models (same bytes in the quantised-model file) for every preset.
+  std::vector<std::vector<std::int32_t>> calibration;
+  for (std::uint64_t i = 0; i < 2; ++i) calibration.push_back(sq_test::random_tokens(32, 512, 20 + i));
+  for (const auto method : {sq::quant_method::rtn, sq::quant_method::hadamard, sq::quant_method::singlequant}) {
+    CAPTURE(int(method));
+    const auto options = sq::quantize_preset(method, 1);
+    CHECK(sqt::serialize_qmodel(sq::quantize_model(w, calibration, options), "") ==
+          sqt::serialize_qmodel(sq::quantize_model(bin->weights, calibration, options), ""));
   }
   // The float64 reference of the README (last-position logits within 1e-4).
   const auto reference =
@@ -285,6 +296,9 @@ TEST_CASE("gguf bad input: unsupported types, architectures and layouts are name
   g = tiny_gguf(m, sqt::ggml_type_f32);
   g.str("tokenizer.ggml.model", "gpt2");
   check_rejects(g.bytes(), "duplicate metadata key 'tokenizer.ggml.model'");
+  g = tiny_gguf(m, sqt::ggml_type_f32);
+  g.add("blk.0.ffn_norm.weight", {8}, m.final_norm().data(), 8, sqt::ggml_type_f32);
+  check_rejects(g.bytes(), "duplicate tensor name 'blk.0.ffn_norm.weight'");
   g = tiny_gguf(m, sqt::ggml_type_f32);
   g.tensors.pop_back();
   check_rejects(g.bytes(), "tensor 'blk.1.ffn_down.weight' is missing");

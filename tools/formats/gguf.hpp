@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -306,10 +307,20 @@ inline gguf_value read_value(reader& in, gguf_type type, std::string_view key, i
   for (std::uint64_t i = 0; i < kv_count; ++i) {
     const std::size_t start = in.offset();
     std::string key = in.string("metadata key");
-    check(f.find(key) == nullptr, fn, "duplicate metadata key '", key, "' at offset ", start);
     const gguf_type type = detail_gguf::value_type(in.u32(key), start, key);
     gguf_value value = detail_gguf::read_value(in, type, key, 0);
     f.metadata.emplace_back(std::move(key), std::move(value));
+  }
+  // Duplicates by sorting (n log n: a file may hold a count of entries in the millions).
+  auto check_unique = [&](std::vector<std::string_view> names, const char* what) {
+    std::sort(names.begin(), names.end());
+    const auto twice = std::adjacent_find(names.begin(), names.end());
+    check(twice == names.end(), fn, "duplicate ", what, " '", twice == names.end() ? std::string_view() : *twice, "'");
+  };
+  {
+    std::vector<std::string_view> keys;
+    for (const auto& kv : f.metadata) keys.push_back(kv.first);
+    check_unique(std::move(keys), "metadata key");
   }
   if (const gguf_value* a = f.find("general.alignment")) {
     const auto v = a->as_unsigned();
@@ -323,7 +334,6 @@ inline gguf_value read_value(reader& in, gguf_type type, std::string_view key, i
     gguf_tensor_info t;
     t.info_offset = in.offset();
     t.name = in.string("tensor name");
-    check(f.tensor(t.name) == nullptr, fn, "duplicate tensor name '", t.name, "' at offset ", t.info_offset);
     const std::uint32_t n_dims = in.u32(t.name);
     check(n_dims >= 1 && n_dims <= 4, fn, "tensor '", t.name, "' at offset ", t.info_offset, " has ", n_dims,
           " dimensions (1 to 4)");
@@ -342,6 +352,11 @@ inline gguf_value read_value(reader& in, gguf_type type, std::string_view key, i
           " is not a multiple of the alignment ", f.alignment);
     t.bytes = t.elements * detail_gguf::tensor_element_bytes(t.type);
     f.tensors.push_back(std::move(t));
+  }
+  {
+    std::vector<std::string_view> names;
+    for (const auto& t : f.tensors) names.push_back(t.name);
+    check_unique(std::move(names), "tensor name");
   }
   const std::uint64_t end = in.offset();
   f.data_offset = (end + f.alignment - 1) / f.alignment * f.alignment;
@@ -531,8 +546,11 @@ inline std::size_t to_size(std::uint64_t v, std::string_view key) {
     const gguf_tensor_info* info;
   };
   std::vector<wanted> plan;
+  std::unordered_map<std::string_view, const gguf_tensor_info*> by_name;  // n_layers x 9 look-ups
+  for (const gguf_tensor_info& t : f.tensors) by_name.emplace(t.name, &t);
   auto want = [&](std::string name, std::uint64_t d0, std::uint64_t d1) {
-    const gguf_tensor_info* t = f.tensor(name);
+    const auto found = by_name.find(name);
+    const gguf_tensor_info* t = found == by_name.end() ? nullptr : found->second;
     check(t != nullptr, fn, "tensor '", name, "' is missing");
     const bool vector = d1 == 0;
     const bool shape_ok = vector ? t->dims.size() == 1 && t->dims[0] == d0
