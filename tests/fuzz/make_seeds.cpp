@@ -1,9 +1,14 @@
 // Writes the fuzz targets' seed corpora: real outputs of the library's own writers (serialize() of
 // built transforms, to_q4_0 / to_gptq of quantised matrices) and small llama2.c files in the
-// documented formats. Usage: make_seeds <output dir>; writes <output dir>/<target>/<name>.
+// documented formats, small GGUF files and quantised-model files of a tiny random model. Usage: make_seeds <output dir>; writes <output dir>/<target>/<name>.
 #include <singlequant/int4.hpp>
 #include <singlequant/quant.hpp>
 #include <singlequant/transform.hpp>
+#include <singlequant/model/quantize.hpp>
+
+#include <formats/qmodel.hpp>
+
+#include "gguf_builder.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -188,6 +193,61 @@ void json_seed(const std::string& name, const std::string& text) {
   write("llama2c_json", name, std::vector<std::uint8_t>(text.begin(), text.end()));
 }
 
+// A tiny random llama model (values multiples of 1/64, exact in F16 and BF16).
+sq::llama_model tiny_llama(bool tied) {
+  sq::llama_config c;
+  c.dim = 8;
+  c.hidden_dim = 16;
+  c.n_layers = 1;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.vocab_size = 8;
+  c.max_seq_len = 8;
+  c.tied_classifier = tied;
+  sq::llama_model m(c);
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> k(-60, 60);
+  auto fill = [&](sq::matrix_view<float> w) {
+    for (std::size_t r = 0; r < w.rows(); ++r)
+      for (std::size_t j = 0; j < w.cols(); ++j) w(r, j) = static_cast<float>(k(rng)) / 64.0f;
+  };
+  fill(m.embedding());
+  if (!tied) fill(m.classifier());
+  for (const auto kind : sq::layer_linears) fill(m.linear(0, kind));
+  return m;
+}
+
+void gguf_seeds() {
+  const std::vector<std::string> vocab = {"<unk>", "<s>", "</s>", "a", "b", "c", "\xe2\x96\x81" "d", "<0x0A>"};
+  const std::vector<float> scores = {0, 0, 0, -1, -2, -3, -4, 0};
+  const std::vector<std::int32_t> types = {2, 3, 3, 1, 1, 1, 1, 6};
+  for (const auto& [name, type] : std::vector<std::pair<std::string, std::uint32_t>>{
+           {"f32", sq::tools::ggml_type_f32}, {"f16", sq::tools::ggml_type_f16}, {"bf16", sq::tools::ggml_type_bf16}}) {
+    sq::llama_model m = tiny_llama(name != "f32");
+    auto g = sq_test::llama_gguf(m, type, vocab, scores, types);
+    if (name == "bf16") g.version = 2;
+    write("gguf", "tiny-" + name, g.bytes());
+  }
+}
+
+void qmodel_seeds() {
+  const sq::llama_model m = tiny_llama(false);
+  const std::vector<std::vector<std::int32_t>> calibration = {{1, 3, 4, 5, 6, 7, 2, 3}, {1, 5, 5, 4, 3, 2, 1, 0}};
+  for (const auto method : {sq::quant_method::rtn, sq::quant_method::hadamard, sq::quant_method::singlequant}) {
+    sq::quantize_model_options options = sq::quantize_preset(method, 1);
+    if (method == sq::quant_method::singlequant) {
+      options.residual = sq::residual_mode::per_site;
+      options.quantize_classifier = true;
+      options.weights.gran = sq::granularity::per_group;
+      options.weights.group_size = 4;
+      options.weights.asymmetric = true;
+    }
+    const sq::quantized_model q = sq::quantize_model(m.weights(), calibration, options);
+    write("qmodel", "tiny-" + std::to_string(static_cast<int>(method)),
+          sq::tools::serialize_qmodel(q, method == sq::quant_method::rtn ? sq::tools::describe_options(options) : "o"));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +258,8 @@ int main(int argc, char** argv) {
   root = argv[1];
   try {
     transform_seeds();
+    gguf_seeds();
+    qmodel_seeds();
     q4_0_seed("q4_0-4x64", 4, 64);
     q4_0_seed("q4_0-1x32", 1, 32);
     q4_0_seed("q4_0-3x96", 3, 96);

@@ -9,7 +9,7 @@
 #   SINGLEQUANT_FUZZ_OUT      scratch directory for corpora, logs and crash files (default: a new
 #                             temporary directory, removed after a clean run, kept after a finding)
 #   SINGLEQUANT_MODELS_DIR    real llama2.c files (default ../shared/models); when present, its
-#                             tokenizer and reference JSON files join the seeds
+#                             tokenizer, reference JSON and GGUF files join the seeds
 # The seeds (build/fuzz/tests/fuzz/corpus/<target>) are copied; the source tree is never written.
 set -euo pipefail
 seconds="${1:-30}"
@@ -19,7 +19,7 @@ bin="$build/tests/fuzz"
 jobs="${SINGLEQUANT_FUZZ_JOBS:-2}"
 models="${SINGLEQUANT_MODELS_DIR:-$src/../shared/models}"
 # target:max_len (a little above the largest real input each parser takes here)
-all_targets="transform:16384 q4_0:4096 gptq:4096 llama2c_model:8192 llama2c_tokenizer:8192 llama2c_json:16384"
+all_targets="transform:16384 q4_0:4096 gptq:4096 llama2c_model:8192 llama2c_tokenizer:8192 llama2c_json:16384 gguf:16384 qmodel:16384"
 selected="${SINGLEQUANT_FUZZ_TARGETS:-}"
 
 if [ -n "${SINGLEQUANT_FUZZ_OUT:-}" ]; then
@@ -39,6 +39,7 @@ run_one() {  # target max_len
     case "$t" in
       llama2c_tokenizer) cp "$models"/tok*.bin "$dir/corpus/" 2>/dev/null || true ;;
       llama2c_json) cp "$models"/*.json "$dir/corpus/" 2>/dev/null || true ;;
+      gguf) cp "$models"/*.gguf "$dir/corpus/" 2>/dev/null || true ;;
     esac
   fi
   set +e

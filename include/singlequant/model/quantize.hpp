@@ -142,6 +142,68 @@ class quantized_model {
   };
 
   quantized_model() = default;
+  /// Assembles a model from its stored parts (what quantize_model produced, e.g. read back from a
+  /// file), checking every shape against `config` and recomputing the dequantised weights. The
+  /// configuration is untied (tied_classifier false); exactly one of `classifier` (vocab x dim
+  /// floats) and `classifier_weights` (INT4, vocab x dim) is given; online transforms have their
+  /// site's width, the residual transform dim. Errors name the part and the sizes.
+  [[nodiscard]] static quantized_model from_parts(const llama_config& config, const quant_config& activations,
+                                                  std::vector<float> embedding, std::vector<float> classifier,
+                                                  std::optional<packed_int4> classifier_weights,
+                                                  std::optional<site_transform> residual, std::vector<layer> layers) {
+    constexpr const char* fn = "quantized_model::from_parts";
+    check_config(config, fn);
+    const std::size_t d = config.dim, vd = config.vocab_size * config.dim;
+    detail::check(!config.tied_classifier, fn, "the configuration ties the classifier (a quantised model never does)");
+    detail::check_config(activations, d, fn);
+    detail::check_config(activations, config.hidden_dim, fn);
+    detail::check(embedding.size() == vd, fn, "embedding of ", embedding.size(), " floats, vocab x dim is ", vd);
+    const bool float_classifier = !classifier.empty();
+    detail::check(float_classifier != classifier_weights.has_value(), fn,
+                  "give exactly one of a float classifier and INT4 classifier weights");
+    detail::check(!float_classifier || classifier.size() == vd, fn, "classifier of ", classifier.size(),
+                  " floats, vocab x dim is ", vd);
+    detail::check(float_classifier || (classifier_weights->rows() == config.vocab_size && classifier_weights->cols() == d),
+                  fn, "INT4 classifier is not vocab x dim = ", config.vocab_size, " x ", d);
+    detail::check(!residual || residual->size() == d, fn, "residual transform of width ", residual ? residual->size() : 0,
+                  ", dim is ", d);
+    detail::check(layers.size() == config.n_layers, fn, layers.size(), " layers, the configuration has ", config.n_layers);
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      for (const linear_kind kind : layer_linears) {
+        const auto shape = linear_shape(config, kind);
+        const packed_int4& w = layers[l].linears[static_cast<std::size_t>(kind)];
+        detail::check(w.rows() == shape[0] && w.cols() == shape[1], fn, to_string(kind), " of layer ", l, " is ",
+                      w.rows(), " x ", w.cols(), ", the configuration needs ", shape[0], " x ", shape[1]);
+      }
+      for (const site_kind site : layer_sites) {
+        const auto& t = layers[l].online[static_cast<std::size_t>(site)];
+        const std::size_t width = site == site_kind::down_input ? config.hidden_dim : d;
+        detail::check(!t || t->size() == width, fn, "online transform of ", to_string(site), " in layer ", l,
+                      " has width ", t ? t->size() : 0, ", the site ", width);
+      }
+    }
+    quantized_model q;
+    q.config_ = config;
+    q.activations_ = activations;
+    q.embedding_ = std::move(embedding);
+    q.classifier_ = std::move(classifier);
+    q.classifier_q_ = std::move(classifier_weights);
+    if (q.classifier_q_) {
+      q.classifier_dq_.resize(vd);
+      dequantize(*q.classifier_q_, matrix_view<float>(q.classifier_dq_.data(), config.vocab_size, d));
+    }
+    q.residual_ = std::move(residual);
+    q.layers_ = std::move(layers);
+    q.dequantized_.resize(config.n_layers);
+    for (std::size_t l = 0; l < config.n_layers; ++l)
+      for (const linear_kind kind : layer_linears) {
+        const packed_int4& w = q.layers_[l].linears[static_cast<std::size_t>(kind)];
+        auto& dq = q.dequantized_[l][static_cast<std::size_t>(kind)];
+        dq.resize(w.rows() * w.cols());
+        dequantize(w, matrix_view<float>(dq.data(), w.rows(), w.cols()));
+      }
+    return q;
+  }
 
   [[nodiscard]] const llama_config& config() const noexcept { return config_; }
   [[nodiscard]] const quant_config& activation_config() const noexcept { return activations_; }
