@@ -539,6 +539,19 @@ void fold_into_weights(const givens_sequence<T>& g, matrix_view<U> w) {
   }
 }
 
+/// What a builder did, measured on the calibration row sample (before / after its rotations).
+/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting), plus the
+/// weighted weight rows with an active weight term (the joint objective, weight_term_options);
+/// max_over_rms = mean over the token rows of max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all
+/// zero count as 1).
+struct rotation_report {
+  std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)
+  std::size_t rotations = 0;  ///< Givens rotations built
+  std::size_t stages = 0;     ///< levels (ART) or disjoint stages of the regrouped sequence (URT)
+  double l4_before = 0, l4_after = 0;
+  double max_over_rms_before = 0, max_over_rms_after = 0;
+};
+
 SINGLEQUANT_END_NAMESPACE
 
 #endif  // SINGLEQUANT_GIVENS_HPP

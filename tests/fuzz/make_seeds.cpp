@@ -2,6 +2,8 @@
 // built transforms, to_q4_0 / to_gptq of quantised matrices) and small llama2.c files in the
 // documented formats. Usage: make_seeds <output dir>; writes <output dir>/<target>/<name>.
 #include <singlequant/int4.hpp>
+#include <singlequant/interop/ggml.hpp>
+#include <singlequant/interop/gptq.hpp>
 #include <singlequant/quant.hpp>
 #include <singlequant/transform.hpp>
 
