@@ -305,7 +305,7 @@ class calibrator {
   /// Copies the rows (tokens x n), applies the Hadamard part in double, accumulates the statistics.
   /// Non-finite input is an error and leaves the statistics unchanged.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void observe(matrix_view<const T> x) {
     detail::check(x.cols() == n_, "calibrator::observe", "rows have ", x.cols(),
                   " channels, the site ", n_);
@@ -326,7 +326,7 @@ class calibrator {
     }
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void observe(matrix_view<T> x) {
     observe(matrix_view<const T>(x));
   }
@@ -358,13 +358,13 @@ class calibrator {
   /// stacked matrices, changed to the Hadamard basis once and given to the builders.
   /// Errors: as build(), a matrix of another width, a non-finite weight in the sampled rows.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   [[nodiscard]] site_transform build(std::span<const matrix_view<const T>> weights) const {
     return build_site_transform(stats_, weight_stats_of(weights, options_.weight_term), options_);
   }
   /// The joint build with other rules (the Hadamard part must match; rules.weight_term applies).
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   [[nodiscard]] site_transform build(std::span<const matrix_view<const T>> weights,
                                      const transform_options& rules) const {
     detail::check_same_basis(basis_key_, detail::basis_of(n_, rules, "calibrator::build"),
@@ -373,7 +373,7 @@ class calibrator {
   }
   /// Rows of `weights` (sampled as build(weights) does) in the statistics' Hadamard basis.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   [[nodiscard]] weight_stats weight_stats_of(std::span<const matrix_view<const T>> weights,
                                              const weight_term_options& term) const {
     weight_stats result(n_, term);
@@ -414,9 +414,9 @@ struct single_pass_result {
 /// Errors (nothing built): a width other than the site's, a bad config, a NaN or Inf weight (named
 /// by row and column), and the calibrator's build errors.
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] single_pass_result single_pass_quantize(const calibrator& cal, matrix_view<const T> w,
-                                                      const quant_config& weight_config = {},
+                                                      const quant_options& weight_config = {},
                                                       const transform_options* rules = nullptr) {
   detail::check(w.cols() == cal.size(), "single_pass_quantize", "weights have ", w.cols(),
                 " columns (in_features), the site ", cal.size());

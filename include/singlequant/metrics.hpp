@@ -25,7 +25,7 @@ struct activation_metrics {
 
 /// Per-token max/RMS and kurtosis of rows (float or double; NaN/Inf are errors).
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] activation_metrics measure_activations(matrix_view<const T> x) {
   activation_metrics m;
   const std::size_t n = x.cols();
@@ -61,11 +61,11 @@ struct layer_error {
   double sqnr_db = 0;
 };
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] layer_error measure_w4a4_layer(matrix_view<const T> x, matrix_view<const T> w,
                                              const site_transform* transform,
-                                             const quant_config& activation_config,
-                                             const quant_config& weight_config) {
+                                             const quant_options& activation_config,
+                                             const quant_options& weight_config) {
   constexpr const char* fn = "measure_w4a4_layer";
   detail::check(x.cols() == w.cols(), fn, "activations have ", x.cols(), " channels, weights ",
                 w.cols(), " columns");

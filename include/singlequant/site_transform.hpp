@@ -174,7 +174,7 @@ class site_transform {
   /// is not checked (this is the per-token hot path): it spreads over that row's output (the
   /// Hadamard and the Kronecker factors mix every channel) and never into other rows.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void apply_rows(matrix_view<T> x) const {
     detail::check(x.cols() == n_, "site_transform::apply_rows", "rows have ", x.cols(),
                   " channels, the transform ", n_);
@@ -188,7 +188,7 @@ class site_transform {
   }
   /// Every row x <- x R^T (undoes apply_rows).
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void apply_rows_inverse(matrix_view<T> x) const {
     detail::check(x.cols() == n_, "site_transform::apply_rows_inverse", "rows have ", x.cols(),
                   " channels, the transform ", n_);
@@ -205,7 +205,7 @@ class site_transform {
   /// Errors (W unchanged): a width other than size(); a NaN or Inf weight (named by row and column:
   /// it would spread over its whole row of W R).
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void fold_into_weights(matrix_view<T> w) const {
     constexpr const char* fn = "site_transform::fold_into_weights";
     detail::check(w.cols() == n_, fn, "weights have ", w.cols(), " columns (in_features), the transform ", n_);

@@ -142,7 +142,7 @@ class activation_stats {
   /// Adds a batch of rows (tokens x dim(), float or double). Every element must be finite: a NaN or
   /// Inf is reported with its position and the statistics are left unchanged.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<const T> rows) {
     detail::check(rows.cols() == n_, "activation_stats::accumulate", "rows have ", rows.cols(),
                   " channels, the statistics ", n_);
@@ -163,7 +163,7 @@ class activation_stats {
     }
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<T> rows) {
     accumulate(matrix_view<const T>(rows));
   }
@@ -461,7 +461,7 @@ class weight_stats {
   /// Appends weight rows already in the rotation basis (rows x dim(), float or double). Every element
   /// must be finite (a NaN or Inf is reported with its position; nothing is added).
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void add_rows(matrix_view<const T> rows) {
     const std::size_t n = rows_.cols;
     detail::check(rows.cols() == n, "weight_stats::add_rows", "rows have ", rows.cols(),
@@ -478,7 +478,7 @@ class weight_stats {
     rows_.rows = total;
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void add_rows(matrix_view<T> rows) {
     add_rows(matrix_view<const T>(rows));
   }
@@ -647,7 +647,7 @@ class hessian_stats {
   /// H += rows^T rows for a batch of rows (tokens x dim(), float or double). Every element must be
   /// finite: a NaN or Inf is reported with its position and H is left unchanged.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<const T> rows) {
     detail::check(rows.cols() == n_, "hessian_stats::accumulate", "rows have ", rows.cols(),
                   " channels, the statistics ", n_);
@@ -690,7 +690,7 @@ class hessian_stats {
     tokens_ += rows.rows();
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<T> rows) {
     accumulate(matrix_view<const T>(rows));
   }

@@ -102,7 +102,7 @@ std::vector<float> weights(std::size_t rows, std::size_t cols, std::uint32_t see
 
 void q4_0_seed(const std::string& name, std::size_t rows, std::size_t cols) {
   const auto w = weights(rows, cols, static_cast<std::uint32_t>(rows * 1000 + cols));
-  sq::quant_config cfg;
+  sq::quant_options cfg;
   cfg.grid = sq::int4_grid::full8;
   cfg.gran = sq::granularity::per_group;
   cfg.group_size = 32;
@@ -120,7 +120,7 @@ void q4_0_seed(const std::string& name, std::size_t rows, std::size_t cols) {
 void gptq_seed(const std::string& name, std::size_t rows, std::size_t cols, sq::granularity gran,
                std::size_t group, bool asymmetric, sq::gptq_zero_format format) {
   const auto w = weights(rows, cols, static_cast<std::uint32_t>(rows * 7 + cols));
-  sq::quant_config cfg;
+  sq::quant_options cfg;
   cfg.gran = gran;
   cfg.group_size = group;
   cfg.asymmetric = asymmetric;
