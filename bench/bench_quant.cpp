@@ -62,7 +62,7 @@ void fused_quantize_scalar_path(benchmark::State& state) {
 }
 
 void quantize_per_group_128(benchmark::State& state) {
-  const sq::quant_config cfg{.gran = sq::granularity::per_group, .group_size = 128};
+  const sq::quant_options cfg{.gran = sq::granularity::per_group, .group_size = 128};
   for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(input_view(), cfg));
   sq_bench::set_bytes(state, elements * sizeof(float));
 }
@@ -78,7 +78,7 @@ void dequantize_per_row(benchmark::State& state) {
 }
 
 void mse_clip_search_4096(benchmark::State& state) {
-  const sq::quant_config cfg{.grid = sq::int4_grid::symmetric7, .gran = sq::granularity::per_row, .mse_clip_search = true};
+  const sq::quant_options cfg{.grid = sq::int4_grid::symmetric7, .gran = sq::granularity::per_row, .mse_clip_search = true};
   const sq::matrix_view<const float> w(input().data(), 4096, 4096);
   for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(w, cfg));
 }

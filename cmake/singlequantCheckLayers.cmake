@@ -4,38 +4,44 @@
 # Fails (FATAL_ERROR) naming every offending include. The layers, lowest first (CONTRIBUTING.md):
 #   0 config.hpp          version, namespace, error path
 #   1 detail/*            kernels, the SIMD core, internal helpers (never a public header)
-#   2 foundation          views, isa/cpu features, format types without xsimd
+#   2 foundation          views, isa/cpu features, fp16 conversion (no xsimd)
 #   3 simd                dispatch
-#   4 primitives          reduce, givens, angles, hadamard, kronecker; INT4 format
-#   5 statistics
-#   6 builders            ART, URT
-#   7 quantisers
-#   8 transform           online transform, calibrator, metrics
-#   9 model               model/* (Llama config and weights, reference forward, fusions, quantize_model, evaluation)
-#  10 umbrella            singlequant.hpp, instantiate.hpp
+#   4 primitives          reduce, givens, angles, hadamard, kronecker; INT4 format, interop/ (ggml, GPTQ)
+#   5 online              site_transform.hpp: apply, fold, (de)serialise (no builder or statistics)
+#   6 statistics
+#   7 builders            ART, URT
+#   8 quantisers
+#   9 transform           calibrator, metrics, transform.hpp (compatibility)
+#  10 model               model/* (Llama config and weights, reference forward, fusions, quantize_model, evaluation)
+#  11 umbrella            singlequant.hpp, instantiate.hpp
 # A new public header must be added to this table (the check says so).
 cmake_minimum_required(VERSION 3.21)
 
-set(layer_names config detail foundation simd primitives statistics builders quantisers transform model
-    umbrella)
+set(layer_names config detail foundation simd primitives online statistics builders quantisers transform
+    model umbrella)
 set(layer_of_config.hpp 0)
 set(layer_of_view.hpp 2)
 set(layer_of_isa.hpp 2)
+set(layer_of_fp16.hpp 2)
 set(layer_of_simd.hpp 3)
-foreach(h reduce.hpp givens.hpp angles.hpp hadamard.hpp kronecker.hpp int4.hpp)
+foreach(h reduce.hpp givens.hpp angles.hpp hadamard.hpp kronecker.hpp int4.hpp interop/ggml.hpp
+          interop/gptq.hpp)
   set(layer_of_${h} 4)
 endforeach()
-set(layer_of_stats.hpp 5)
-set(layer_of_art.hpp 6)
-set(layer_of_urt.hpp 6)
-set(layer_of_quant.hpp 7)
-set(layer_of_gptq.hpp 7)
-set(layer_of_transform.hpp 8)
-foreach(h model/llama.hpp model/forward.hpp model/fusion.hpp model/quantize.hpp model/evaluate.hpp)
+set(layer_of_site_transform.hpp 5)
+set(layer_of_stats.hpp 6)
+set(layer_of_art.hpp 7)
+set(layer_of_urt.hpp 7)
+set(layer_of_quant.hpp 8)
+set(layer_of_gptq.hpp 8)
+foreach(h calibrator.hpp metrics.hpp transform.hpp)
   set(layer_of_${h} 9)
 endforeach()
-set(layer_of_singlequant.hpp 10)
-set(layer_of_instantiate.hpp 10)
+foreach(h model/llama.hpp model/forward.hpp model/fusion.hpp model/quantize.hpp model/evaluate.hpp)
+  set(layer_of_${h} 10)
+endforeach()
+set(layer_of_singlequant.hpp 11)
+set(layer_of_instantiate.hpp 11)
 
 if(NOT INCLUDE_DIR)
   message(FATAL_ERROR "pass -DINCLUDE_DIR=<directory holding singlequant/>")

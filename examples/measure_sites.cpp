@@ -112,11 +112,11 @@ void attach_weights(llama2c::model& model, std::map<site_key, site_data>& sites)
 // W4A4 output SQNR (dB) of y = x W^T on the held-out rows with `transform` (nullptr: none) folded
 // into both sides, via the library's own metric.
 double w4a4_sqnr(const site_data& d, const sq::site_transform* transform, bool full_grid) {
-  sq::quant_config activations;
+  sq::quant_options activations;
   activations.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
   activations.gran = sq::granularity::per_row;  // per token
   activations.clip_ratio = 0.9;
-  sq::quant_config weights = activations;       // per output row
+  sq::quant_options weights = activations;       // per output row
   weights.clip_ratio = 1.0;
   weights.mse_clip_search = true;
   return sq::measure_w4a4_layer(sq::matrix_view<const float>(d.held_out, d.held_out_rows(), d.width),
@@ -155,7 +155,7 @@ double weight_only_error(const std::vector<float>& x, std::size_t rows, const st
   return 100.0 * error / signal;
 }
 
-w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, const sq::quant_config& weights) {
+w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, const sq::quant_options& weights) {
   const std::size_t n = d.width, out = d.out_features;
   std::vector<float> w = d.weight, calibration = d.calibration, held_out = d.held_out;
   if (transform != nullptr) {
@@ -428,7 +428,7 @@ int run_model(const std::string& dir, const std::string& name, const std::string
 }
 
 int run_gptq_table(std::map<site_key, site_data>& sites, bool full_grid, std::size_t group) {
-  sq::quant_config weights;
+  sq::quant_options weights;
   weights.grid = full_grid ? sq::int4_grid::full8 : sq::int4_grid::symmetric7;
   weights.gran = group == 0 ? sq::granularity::per_row : sq::granularity::per_group;
   weights.group_size = group;

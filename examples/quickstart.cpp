@@ -63,8 +63,8 @@ int main() {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   // W4A4: per-token activations (clip 0.9) and per-output-row weights (MSE clip search), -7..7.
-  sq::quant_config activations{.clip_ratio = 0.9};
-  sq::quant_config weights{.mse_clip_search = true};
+  sq::quant_options activations{.clip_ratio = 0.9};
+  sq::quant_options weights{.mse_clip_search = true};
   struct row {
     const char* name;
     const sq::site_transform* transform;

@@ -345,7 +345,7 @@ TEST_CASE("gptq: rank-deficient and dead-column H are damped and reported, never
     CHECK(report.cholesky_attempts == 1);
     CHECK(report.damping > 0);
     CHECK(std::isfinite(report.output_error));
-    CHECK(output_error(x, 5, w, q) < output_error(x, 5, w, sq::quantize(wv, sq::quant_config{})));
+    CHECK(output_error(x, 5, w, q) < output_error(x, 5, w, sq::quantize(wv, sq::quant_options{})));
   }
   SUBCASE("undamped singular H: the damping is raised") {
     const auto x = correlated_inputs(5, n, 33);
@@ -376,7 +376,7 @@ TEST_CASE("gptq: rank-deficient and dead-column H are damped and reported, never
     const auto q = sq::gptq(wv, sq::matrix_view<const double>(zero.data(), n, n), {}, &report);
     CHECK(report.dead_columns == n);
     CHECK(report.output_error == 0);
-    CHECK(same_tensor(q, sq::quantize(wv, sq::quant_config{})));
+    CHECK(same_tensor(q, sq::quantize(wv, sq::quant_options{})));
   }
 }
 

@@ -1,6 +1,9 @@
 // The INT4 storage format: canonical nibble layout, packed_int4, fp16, ggml Q4_0 and GPTQ layouts.
 // Expected bytes are computed by hand from the layout descriptions in int4.hpp.
+#include <singlequant/fp16.hpp>
 #include <singlequant/int4.hpp>
+#include <singlequant/interop/ggml.hpp>
+#include <singlequant/interop/gptq.hpp>
 
 #include <array>
 #include <cmath>

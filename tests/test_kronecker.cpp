@@ -85,10 +85,10 @@ TEST_CASE("kronecker_apply: bad shapes and aliasing are errors that write nothin
                           "kronecker_apply", "row length 10", "3 x 4 = 12", "2 rows");
   SQ_CHECK_ERROR_CONTAINS(sq::kronecker_apply<float>(sq::matrix_view<const float>(r2, 2, 8), f2,
                                                      sq::matrix_view<float>(x, 1, 8)),
-                          "R1 is 2 x 8");
+                          "row factor R_a is 2 x 8");
   SQ_CHECK_ERROR_CONTAINS(sq::kronecker_apply<float>(f1, sq::matrix_view<const float>(r1, 1, 9),
                                                      sq::matrix_view<float>(x, 1, 3)),
-                          "R2 is 1 x 9");
+                          "lane factor R_b is 1 x 9");
   std::vector<float> shared(9 + 12, 1.0f);
   SQ_CHECK_ERROR_CONTAINS(
       sq::kronecker_apply<float>(sq::matrix_view<const float>(shared.data(), 3, 3), f2,

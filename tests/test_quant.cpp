@@ -78,7 +78,7 @@ TEST_CASE_TEMPLATE("quantize: round trip error <= |scale| / 2 inside the clip ra
     const std::size_t group = std::vector<std::size_t>{1, 2, 3, 5, 8, 32}[rng() % 6];
     const std::size_t rows = 1 + rng() % 6, cols = group * (1 + rng() % 9);
     const auto gran = static_cast<sq::granularity>(rng() % 4);
-    const sq::quant_config cfg{.grid = rng() % 2 ? sq::int4_grid::full8 : sq::int4_grid::symmetric7,
+    const sq::quant_options cfg{.grid = rng() % 2 ? sq::int4_grid::full8 : sq::int4_grid::symmetric7,
                                .gran = gran,
                                .group_size = group,
                                .clip_ratio = rng() % 2 ? 1.0 : 0.75,
@@ -113,8 +113,8 @@ TEST_CASE("quantize: per_column equals per_row of the transpose; per_tensor uses
     for (std::size_t j = 0; j < cols; ++j) xt[j * rows + i] = x[i * cols + j];
   for (const bool asymmetric : {false, true})
     for (const bool search : {false, true}) {
-      const sq::quant_config col{.gran = sq::granularity::per_column, .asymmetric = asymmetric, .mse_clip_search = search};
-      const sq::quant_config row{.gran = sq::granularity::per_row, .asymmetric = asymmetric, .mse_clip_search = search};
+      const sq::quant_options col{.gran = sq::granularity::per_column, .asymmetric = asymmetric, .mse_clip_search = search};
+      const sq::quant_options row{.gran = sq::granularity::per_row, .asymmetric = asymmetric, .mse_clip_search = search};
       const auto qc = sq::quantize(view(x, rows, cols), col);
       const auto qr = sq::quantize(view(xt, cols, rows), row);
       for (std::size_t j = 0; j < cols; ++j) {
@@ -304,7 +304,7 @@ TEST_CASE("MSE clip search picks the best candidate (brute force over fixed clip
   for (std::size_t i = 0; i < rows; ++i) x[i * cols + i] = 12.0f;  // an outlier per row: clipping pays
   for (const bool asymmetric : {false, true}) {
     sq::quant_report report;
-    const sq::quant_config cfg{.grid = sq::int4_grid::full8, .asymmetric = asymmetric, .mse_clip_search = true};
+    const sq::quant_options cfg{.grid = sq::int4_grid::full8, .asymmetric = asymmetric, .mse_clip_search = true};
     std::vector<float> searched(rows * cols);
     sq::fake_quantize<float>(view(x, rows, cols), sq::matrix_view<float>(searched.data(), rows, cols), cfg, &report);
     CHECK(report.scale_count == rows);
@@ -326,7 +326,7 @@ TEST_CASE("MSE clip search picks the best candidate (brute force over fixed clip
 
 TEST_CASE("fake_quantize: in place equals dequantize(quantize(x))") {
   auto x = sq_test::random_normal<double>(4 * 32, 3);
-  const sq::quant_config cfg{.gran = sq::granularity::per_group, .group_size = 8, .clip_ratio = 0.9};
+  const sq::quant_options cfg{.gran = sq::granularity::per_group, .group_size = 8, .clip_ratio = 0.9};
   const auto q = sq::quantize(view(x, 4, 32), cfg);
   std::vector<double> expected(x.size());
   sq::dequantize(q, sq::matrix_view<double>(expected.data(), 4, 32));

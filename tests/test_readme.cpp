@@ -25,7 +25,7 @@ TEST_CASE("README: Givens rotations and closed-form angles") {
   std::vector<float> token = {9.f, 1.f, 2.f, 0.1f};
   g.apply<float>(token);                                     // token <- token G (online, in float)
   std::vector<float> w(2 * 4, 0.5f);                         // 2 x 4 weights (out x in)
-  sq::fold_into_weights(g, sq::matrix_view<float>(w.data(), 2, 4));  // W <- W G: y = x W^T unchanged
+  g.fold_into_weights(sq::matrix_view<float>(w.data(), 2, 4));      // W <- W G: y = x W^T unchanged
   CHECK(step.decrease >= 0);
   // y = x W^T is unchanged: the original token against the original weights gives 0.5 * 12.1.
   double y = 0;
@@ -41,8 +41,8 @@ TEST_CASE("README: INT4 quantisation") {
                                     {.gran = sq::granularity::per_row, .mse_clip_search = true});
   // Activations, online: per token, clip 0.9, one read of each float.
   sq::quant_report report;
-  sq::packed_int4 qx = sq::quantize_rows_fused(sq::matrix_view<const float>(x.data(), 4, 512), 0.9,
-                                               sq::int4_grid::full8, &report);
+  sq::packed_int4 qx = sq::quantize_rows_fused(sq::matrix_view<const float>(x.data(), 4, 512),
+                                               {.grid = sq::int4_grid::full8, .clip_ratio = 0.9}, &report);
   std::int32_t acc = sq::int4_dot(qx.row_codes(0), qw.row_codes(0), 512);  // scalar reference
   float y00 = static_cast<float>(acc) * qx.scales()[0] * qw.scales()[0];
   // Exact product is 512 * -0.5 = -256; INT4 of constant rows is exact up to the clip of x (0.9).

@@ -300,7 +300,7 @@ TEST_CASE("transform: single_pass_quantize and measure_w4a4_layer agree with a p
   const auto w = sq_test::random_normal<double>(m * n, 74, 0.1);
   sq::calibrator cal(n);
   cal.observe(sq::matrix_view<const double>(x, tokens, n));
-  sq::quant_config weights;  // symmetric7, per row
+  sq::quant_options weights;  // symmetric7, per row
   const auto result = sq::single_pass_quantize(cal, sq::matrix_view<const double>(w, m, n), weights);
   CHECK(result.weights.rows() == m);
   CHECK(result.report.scale_count == m);
@@ -315,7 +315,7 @@ TEST_CASE("transform: single_pass_quantize and measure_w4a4_layer agree with a p
   // Layer error: the library measure equals the test's reference computation.
   const auto error = sq::measure_w4a4_layer(sq::matrix_view<const double>(x, tokens, n),
                                             sq::matrix_view<const double>(w, m, n), &result.transform,
-                                            sq::quant_config{}, weights);
+                                            sq::quant_options{}, weights);
   const auto expected = w4a4_layer(&result.transform, x, w, tokens, n, m);
   CHECK(error.sqnr_db == doctest::Approx(expected.global_db).epsilon(1e-3));
   CHECK(error.relative_frobenius == doctest::Approx(std::pow(10.0, -expected.global_db / 20)).epsilon(1e-3));

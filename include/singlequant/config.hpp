@@ -98,7 +98,22 @@
 #  define SINGLEQUANT_UNROLL
 #endif
 
+// Marks an old public name kept for one minor release after a rename (CONTRIBUTING.md, API
+// conventions; the list is docs/changes.md). Silent by default while code written against the old
+// names lands (-Werror builds would otherwise fail); define SINGLEQUANT_WARN_DEPRECATED to 1 to get
+// [[deprecated]] warnings at every use.
+#if defined(SINGLEQUANT_WARN_DEPRECATED) && SINGLEQUANT_WARN_DEPRECATED
+#  define SINGLEQUANT_DEPRECATED(msg) [[deprecated(msg)]]
+#else
+#  define SINGLEQUANT_DEPRECATED(msg)
+#endif
+
 SINGLEQUANT_BEGIN_NAMESPACE
+
+/// The element types the library computes in: exactly float or double (no cv, no long double).
+/// The one constraint of every function templated on its element type.
+template <class T>
+concept float_or_double = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
 /// Library version as a string, e.g. "0.1.0".
 inline constexpr std::string_view version_string =

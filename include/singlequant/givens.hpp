@@ -31,9 +31,9 @@
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
-/// The element types rotations are stored in and applied to.
+/// Deprecated spelling of float_or_double (config.hpp), kept for one minor release.
 template <class T>
-concept givens_scalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+concept givens_scalar = float_or_double<T>;
 
 namespace detail {
 template <class T>
@@ -52,7 +52,7 @@ template <class T>
 /// (i != j, finite, c^2 + s^2 = 1 within 64 eps of T).
 template <class T>
 struct givens {
-  static_assert(givens_scalar<T>, "givens<T>: T is float or double");
+  static_assert(float_or_double<T>, "givens<T>: T is float or double");
   std::size_t i = 0;
   std::size_t j = 1;
   T c = 1;
@@ -118,7 +118,7 @@ class givens_sequence;
 /// more than max_index() elements.
 template <class T>
 class givens_stage {
-  static_assert(givens_scalar<T>, "givens_stage<T>: T is float or double");
+  static_assert(float_or_double<T>, "givens_stage<T>: T is float or double");
 
  public:
   using value_type = T;
@@ -183,7 +183,7 @@ struct is_vector_view<vector_view<T>> : std::true_type {};
 template <class R>
 concept givens_data_range =
     std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
-    givens_scalar<std::ranges::range_value_t<R>> && !is_vector_view<std::remove_cvref_t<R>>::value;
+    float_or_double<std::ranges::range_value_t<R>> && !is_vector_view<std::remove_cvref_t<R>>::value;
 
 /// Owns what a tile_plan_view points to (see detail/givens_kernels.hpp).
 template <class U>
@@ -315,7 +315,7 @@ void apply_stages_to_vector(std::span<const givens_stage<T>> stages, bool invers
 ///     singlequant::fold_into_weights(g, w_view);   // W <- W G           (out x 4)
 template <class T>
 class givens_sequence {
-  static_assert(givens_scalar<T>, "givens_sequence<T>: T is float or double");
+  static_assert(float_or_double<T>, "givens_sequence<T>: T is float or double");
 
  public:
   using value_type = T;
@@ -409,14 +409,14 @@ class givens_sequence {
   /// x <- x G for one row vector of length dim() (U = float or double; computed in U). Never
   /// allocates. NaN/Inf in x propagate to the channels they are rotated into.
   template <class U>
-    requires givens_scalar<U>
+    requires float_or_double<U>
   void apply(vector_view<U> x) const {
     check_length(x.size(), "givens_sequence::apply");
     detail::apply_stages_to_vector<T, U>(stages_, false, x.data());
   }
   /// x <- x G^T (undoes apply).
   template <class U>
-    requires givens_scalar<U>
+    requires float_or_double<U>
   void apply_inverse(vector_view<U> x) const {
     check_length(x.size(), "givens_sequence::apply_inverse");
     detail::apply_stages_to_vector<T, U>(stages_, true, x.data());
@@ -437,17 +437,42 @@ class givens_sequence {
   /// fold_into_weights). Tiles of rows go through the SIMD kernel (vectorised across rows), which
   /// works in place (no scratch). Requires x.cols() == dim().
   template <class U>
-    requires givens_scalar<U>
+    requires float_or_double<U>
   void apply_rows(matrix_view<U> x) const {
     check_length(x.cols(), "givens_sequence::apply_rows");
     detail::apply_stages_to_rows<T, U>(stages_, false, x);
   }
   /// Every row of x <- row G^T.
   template <class U>
-    requires givens_scalar<U>
+    requires float_or_double<U>
   void apply_rows_inverse(matrix_view<U> x) const {
     check_length(x.cols(), "givens_sequence::apply_rows_inverse");
     detail::apply_stages_to_rows<T, U>(stages_, true, x);
+  }
+
+  /// The offline fold W <- W G of a weight matrix W (out_features x in_features, in_features ==
+  /// dim()), so that (x G)(W G)^T = x W^T. Float weights are rotated in double and rounded once
+  /// at the end (one rounding per element instead of one per rotation).
+  template <class U>
+    requires float_or_double<U>
+  void fold_into_weights(matrix_view<U> w) const {
+    detail::check(w.cols() == dim_, "givens_sequence::fold_into_weights",
+                  "weight rows have length (in_features) ", w.cols(), " != sequence dim ", dim_);
+    if constexpr (std::is_same_v<U, double>) {
+      detail::apply_stages_to_rows<T, double>(stages_, false, w);
+    } else {
+      constexpr std::size_t block_rows = 64;
+      std::vector<double> block(std::min(block_rows, w.rows()) * w.cols());
+      for (std::size_t r0 = 0; r0 < w.rows(); r0 += block_rows) {
+        const std::size_t rows = std::min(block_rows, w.rows() - r0);
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t c = 0; c < w.cols(); ++c) block[r * w.cols() + c] = w(r0 + r, c);
+        detail::apply_stages_to_rows<T, double>(stages_, false,
+                                                matrix_view<double>(block.data(), rows, w.cols()));
+        for (std::size_t r = 0; r < rows; ++r)
+          for (std::size_t c = 0; c < w.cols(); ++c) w(r0 + r, c) = static_cast<U>(block[r * w.cols() + c]);
+      }
+    }
   }
 
   /// The dim() x dim() row-major matrix G (double) with apply(x) == x * G up to rounding:
@@ -484,7 +509,7 @@ class givens_sequence {
 
 /// x <- x S for one stage (x.size() > stage.max_index()); never allocates.
 template <class T, class U>
-  requires givens_scalar<U>
+  requires float_or_double<U>
 void apply_stage(const givens_stage<T>& stage, vector_view<U> x) {
   detail::check(stage.required_dim() <= x.size(), "apply_stage", "stage uses channel ", stage.max_index(),
                 " but the vector has length ", x.size());
@@ -492,7 +517,7 @@ void apply_stage(const givens_stage<T>& stage, vector_view<U> x) {
 }
 /// x <- x S^T for one stage.
 template <class T, class U>
-  requires givens_scalar<U>
+  requires float_or_double<U>
 void apply_stage_inverse(const givens_stage<T>& stage, vector_view<U> x) {
   detail::check(stage.required_dim() <= x.size(), "apply_stage_inverse", "stage uses channel ",
                 stage.max_index(), " but the vector has length ", x.size());
@@ -500,7 +525,7 @@ void apply_stage_inverse(const givens_stage<T>& stage, vector_view<U> x) {
 }
 /// Every row of x <- row S (SIMD across rows, as givens_sequence::apply_rows).
 template <class T, class U>
-  requires givens_scalar<U>
+  requires float_or_double<U>
 void apply_stage_rows(const givens_stage<T>& stage, matrix_view<U> x) {
   detail::check(stage.required_dim() <= x.cols(), "apply_stage_rows", "stage uses channel ",
                 stage.max_index(), " but rows have length ", x.cols());
@@ -508,36 +533,34 @@ void apply_stage_rows(const givens_stage<T>& stage, matrix_view<U> x) {
 }
 /// Every row of x <- row S^T.
 template <class T, class U>
-  requires givens_scalar<U>
+  requires float_or_double<U>
 void apply_stage_rows_inverse(const givens_stage<T>& stage, matrix_view<U> x) {
   detail::check(stage.required_dim() <= x.cols(), "apply_stage_rows_inverse", "stage uses channel ",
                 stage.max_index(), " but rows have length ", x.cols());
   detail::apply_stages_to_rows<T, U>(std::span<const givens_stage<T>>(&stage, 1), true, x);
 }
 
-/// The offline fold W <- W G of a weight matrix W (out_features x in_features, in_features ==
-/// g.dim()), so that (x G)(W G)^T = x W^T. Float weights are rotated in double and rounded once
-/// at the end (one rounding per element instead of one per rotation).
+/// The old free form of givens_sequence::fold_into_weights (one spelling per operation:
+/// CONTRIBUTING.md), kept for one minor release.
 template <class T, class U>
-  requires givens_scalar<U>
+  requires float_or_double<U>
+SINGLEQUANT_DEPRECATED("use g.fold_into_weights(w)")
 void fold_into_weights(const givens_sequence<T>& g, matrix_view<U> w) {
-  detail::check(w.cols() == g.dim(), "fold_into_weights", "weight rows have length (in_features) ",
-                w.cols(), " != sequence dim ", g.dim());
-  if constexpr (std::is_same_v<U, double>) {
-    detail::apply_stages_to_rows<T, double>(g.stages(), false, w);
-  } else {
-    constexpr std::size_t block_rows = 64;
-    std::vector<double> block(std::min(block_rows, w.rows()) * w.cols());
-    for (std::size_t r0 = 0; r0 < w.rows(); r0 += block_rows) {
-      const std::size_t rows = std::min(block_rows, w.rows() - r0);
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < w.cols(); ++c) block[r * w.cols() + c] = w(r0 + r, c);
-      detail::apply_stages_to_rows<T, double>(g.stages(), false, matrix_view<double>(block.data(), rows, w.cols()));
-      for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < w.cols(); ++c) w(r0 + r, c) = static_cast<U>(block[r * w.cols() + c]);
-    }
-  }
+  g.fold_into_weights(w);
 }
+
+/// What a builder did, measured on the calibration row sample (before / after its rotations).
+/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting), plus the
+/// weighted weight rows with an active weight term (the joint objective, weight_term_options);
+/// max_over_rms = mean over the token rows of max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all
+/// zero count as 1).
+struct rotation_report {
+  std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)
+  std::size_t rotations = 0;  ///< Givens rotations built
+  std::size_t stages = 0;     ///< levels (ART) or disjoint stages of the regrouped sequence (URT)
+  double l4_before = 0, l4_after = 0;
+  double max_over_rms_before = 0, max_over_rms_after = 0;
+};
 
 SINGLEQUANT_END_NAMESPACE
 

@@ -55,7 +55,7 @@ SINGLEQUANT_BEGIN_NAMESPACE
 struct gptq_options {
   /// Grid, granularity (per_row or per_group with group_size), zero points, clip ratio or MSE clip
   /// search per scale group: as quantize() (per_tensor and per_column are not supported).
-  quant_config quant;
+  quant_options quant;
   double damping = 0.01;         ///< lambda = damping x mean diagonal of H over the live columns
   std::size_t block_size = 128;  ///< columns per lazy batch update
   bool act_order = false;        ///< quantise columns by decreasing H_jj (ties: lower index first)
@@ -84,7 +84,7 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
   using kernel = dense_kernel<T, Arch>;
   using quantiser = quant_kernel<Arch>;
   const std::size_t m = w.rows(), n = w.cols();
-  const quant_config& cfg = options.quant;
+  const quant_options& cfg = options.quant;
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
   constexpr std::size_t row_task = 32, factor_rows = 64, update_rows = 256, update_cols = 256;
 
@@ -268,11 +268,11 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
 /// raised tenfold each time).
 /// Example: auto q = gptq(matrix_view<const float>(w.data(), m, n), h.upper(), {.quant = {.gran = granularity::per_group, .group_size = 128}});
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] packed_int4 gptq(matrix_view<const T> w, matrix_view<const double> h,
                                const gptq_options& options = {}, gptq_report* report = nullptr) {
   const std::size_t m = w.rows(), n = w.cols();
-  const quant_config& cfg = options.quant;
+  const quant_options& cfg = options.quant;
   detail::check(h.rows() == n && h.cols() == n, "gptq", "H is ", h.rows(), " x ", h.cols(),
                 ", the weights have ", n, " columns");
   detail::check(cfg.gran == granularity::per_row || cfg.gran == granularity::per_group, "gptq",
@@ -302,14 +302,14 @@ template <class T>
   return q;
 }
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+  requires float_or_double<T>
 [[nodiscard]] packed_int4 gptq(matrix_view<T> w, matrix_view<const double> h, const gptq_options& options = {},
                                gptq_report* report = nullptr) {
   return gptq(matrix_view<const T>(w), h, options, report);
 }
 /// gptq() with the statistics' H (hessian_stats::upper()).
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] packed_int4 gptq(matrix_view<const T> w, const hessian_stats& h, const gptq_options& options = {},
                                gptq_report* report = nullptr) {
   return gptq(w, h.upper(), options, report);

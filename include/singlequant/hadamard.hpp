@@ -42,7 +42,7 @@ inline constexpr std::size_t max_fwht_log2_size = 20;
 namespace detail {
 
 template <class T>
-concept transform_scalar = std::is_same_v<T, float> || std::is_same_v<T, double>;
+concept transform_scalar = float_or_double<T>;  // deprecated spelling, kept for one minor release
 
 /// The supported orders nearest to n from below and above, as text for error messages.
 inline std::string nearest_supported_orders(std::size_t n) {
@@ -155,7 +155,7 @@ struct mix_schedule {
 /// In-place fast Walsh-Hadamard transform x <- x H_n (Sylvester order, see the file comment),
 /// scaled by 1/sqrt(n) when norm is orthonormal. n = x.size() must be 2^k with k = 0..20.
 /// Example: std::vector<float> x{1, 0, 0, 0}; fwht(vector_view<float>(x));  // x == {.5, .5, .5, .5}
-template <detail::transform_scalar T>
+template <float_or_double T>
 void fwht(vector_view<T> x, normalization norm = normalization::orthonormal) {
   detail::check_fwht_length(x.size(), "fwht");
   const std::size_t log2_n = detail::log2_exact(x.size());
@@ -166,7 +166,7 @@ void fwht(vector_view<T> x, normalization norm = normalization::orthonormal) {
 }
 
 /// fwht on every row of x (tokens x channels); the row length must be 2^k with k = 0..20.
-template <detail::transform_scalar T>
+template <float_or_double T>
 void fwht_rows(matrix_view<T> x, normalization norm = normalization::orthonormal) {
   detail::check_fwht_length(x.cols(), "fwht_rows");
   const std::size_t log2_n = detail::log2_exact(x.cols());
@@ -179,7 +179,7 @@ void fwht_rows(matrix_view<T> x, normalization norm = normalization::orthonormal
 
 /// Container overload: fwht(v) for a std::vector<float>, std::array<double, N>, ...
 template <class R>
-  requires detail::transform_scalar<std::ranges::range_value_t<R>> &&
+  requires float_or_double<std::ranges::range_value_t<R>> &&
            (!std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>)
 void fwht(R&& x, normalization norm = normalization::orthonormal) {
   fwht(vector_view<std::ranges::range_value_t<R>>(x), norm);
@@ -243,7 +243,7 @@ struct hadamard_options {
 /// O(b (log2 2^k + K)) per block (see the file comment). Row-vector convention: apply(x) is x R.
 /// Cheap to copy (the plan is shared, immutable); apply* are const and thread-safe.
 /// Example: hadamard_transform<float> h(11008); h.apply_rows(activations);  // tokens x 11008
-template <detail::transform_scalar T>
+template <float_or_double T>
 class hadamard_transform {
  public:
   /// Error: n == 0, a block size that does not divide n, or an unsupported (block) order; the

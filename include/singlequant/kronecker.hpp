@@ -1,9 +1,10 @@
-// singlequant/kronecker.hpp - apply a Kronecker product R1 (x) R2 of dense factors in n (a + b).
+// singlequant/kronecker.hpp - apply a Kronecker product R_a (x) R_b of dense factors in n (a + b).
 //
 // Index convention (docs/method.md section 8): for n = a * b and the row-major reshape
-// X[p][q] = x[p * b + q] (p < a, q < b),
-//     x (R1 (x) R2) = vec(R1^T X R2),   (R1 (x) R2)[p b + q][s b + t] = R1[p][s] R2[q][t],
-// so R1 (a x a) mixes the a blocks of length b and R2 (b x b) acts inside every block.
+// X[p][q] = x[p * b + q] (a rows p < a of b lanes q < b),
+//     x (R_a (x) R_b) = vec(R_a^T X R_b),   (R_a (x) R_b)[p b + q][s b + t] = R_a[p][s] R_b[q][t],
+// so the row factor R_a (a x a) mixes the a rows of b lanes and the lane factor R_b (b x b) acts
+// inside every row.
 #ifndef SINGLEQUANT_KRONECKER_HPP
 #define SINGLEQUANT_KRONECKER_HPP
 
@@ -22,39 +23,40 @@
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
-/// Every row of x (length n = a b) <- row (R1 (x) R2), R1 a x a and R2 b x b (row-major views),
-/// in n (a + b) multiply-adds per row (see the file comment for the index convention).
+/// Every row of x (length n = a b) <- row (R_a (x) R_b), the row factor R_a a x a and the lane
+/// factor R_b b x b (row-major views), in n (a + b) multiply-adds per row (see the file comment for
+/// the index convention).
 /// Error: a non-square factor, x.cols() != a b, or a factor overlapping x. NaN/Inf are not checked:
 /// one spreads over its own row (the channels the dense factors mix), never into other rows.
-/// Example: kronecker_apply<float>(r1, r2, matrix_view<float>(tokens, rows, 11008));  // 172 x 64
+/// Example: kronecker_apply<float>(r_a, r_b, matrix_view<float>(tokens, rows, 11008));  // 172 x 64
 template <class T>
-  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
-void kronecker_apply(matrix_view<const T> r1, matrix_view<const T> r2, matrix_view<T> x) {
-  const std::size_t a = r1.rows(), b = r2.rows();
-  detail::check(r1.cols() == a, "kronecker_apply", "R1 is ", r1.rows(), " x ", r1.cols(),
-                ", not square");
-  detail::check(r2.cols() == b, "kronecker_apply", "R2 is ", r2.rows(), " x ", r2.cols(),
-                ", not square");
+  requires float_or_double<T>
+void kronecker_apply(matrix_view<const T> r_a, matrix_view<const T> r_b, matrix_view<T> x) {
+  const std::size_t a = r_a.rows(), b = r_b.rows();
+  detail::check(r_a.cols() == a, "kronecker_apply", "row factor R_a is ", r_a.rows(), " x ",
+                r_a.cols(), ", not square");
+  detail::check(r_b.cols() == b, "kronecker_apply", "lane factor R_b is ", r_b.rows(), " x ",
+                r_b.cols(), ", not square");
   detail::check(x.cols() == a * b, "kronecker_apply", "row length ", x.cols(), " != ", a, " x ", b,
                 " = ", a * b, " (", x.rows(), " rows)");
   const std::size_t x_span = x.mapping().required_span_size();
-  detail::check(!detail::overlaps(r1.data(), r1.mapping().required_span_size(), x.data(), x_span) &&
-                    !detail::overlaps(r2.data(), r2.mapping().required_span_size(), x.data(), x_span),
+  detail::check(!detail::overlaps(r_a.data(), r_a.mapping().required_span_size(), x.data(), x_span) &&
+                    !detail::overlaps(r_b.data(), r_b.mapping().required_span_size(), x.data(), x_span),
                 "kronecker_apply", "a factor overlaps the data it transforms");
   if (x.rows() == 0 || a * b == 0) return;
   T* scratch = detail::thread_scratch<T>(a * b);
   detail::dispatch([&](auto arch) {
     detail::kronecker_kernel<decltype(arch)>::apply_rows(x.data(), x.rows(), x.row_stride(),
-                                                         r1.data(), r1.row_stride(), a, r2.data(),
-                                                         r2.row_stride(), b, scratch);
+                                                         r_a.data(), r_a.row_stride(), a, r_b.data(),
+                                                         r_b.row_stride(), b, scratch);
   });
 }
 
-/// One vector x <- x (R1 (x) R2).
+/// One vector x <- x (R_a (x) R_b).
 template <class T>
-  requires(std::is_same_v<T, float> || std::is_same_v<T, double>)
-void kronecker_apply(matrix_view<const T> r1, matrix_view<const T> r2, vector_view<T> x) {
-  kronecker_apply<T>(r1, r2, as_row_matrix(x));
+  requires float_or_double<T>
+void kronecker_apply(matrix_view<const T> r_a, matrix_view<const T> r_b, vector_view<T> x) {
+  kronecker_apply<T>(r_a, r_b, as_row_matrix(x));
 }
 
 /// A split n = a * b for a Kronecker transform with a Hadamard inside each factor.
@@ -62,7 +64,7 @@ struct kronecker_split {
   std::size_t a = 0, b = 0;
 };
 
-/// n = a * b with b a power of two (so the R2 factor can use the FWHT) and a a supported Hadamard
+/// n = a * b with b a power of two (so the lane factor R_b can use the FWHT) and a a supported Hadamard
 /// order, minimising the per-token cost a + b (ties: the larger a): 11008 -> 172 x 64,
 /// 13824 -> 108 x 128, 4096 -> 64 x 64, 8192 -> 128 x 64. nullopt when n is not a supported order.
 [[nodiscard]] inline std::optional<kronecker_split> hadamard_kronecker_split(std::size_t n) {

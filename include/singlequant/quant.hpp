@@ -49,7 +49,7 @@
 SINGLEQUANT_BEGIN_NAMESPACE
 
 /// How to quantise a matrix. Defaults: symmetric7, per row, clip 1, no search.
-struct quant_config {
+struct quant_options {
   int4_grid grid = int4_grid::symmetric7;
   granularity gran = granularity::per_row;
   /// Elements per group along a row for per_group (must divide cols); ignored otherwise.
@@ -65,6 +65,8 @@ struct quant_config {
   double clip_search_min = 0.5;
   double clip_search_step = 0.01;
 };
+/// The old name of quant_options (knobs are *_options: CONTRIBUTING.md), kept for one minor release.
+using quant_config SINGLEQUANT_DEPRECATED("use quant_options") = quant_options;
 
 /// What a quantisation saw. Counts add up over calls when the same report is passed again.
 struct quant_report {
@@ -81,7 +83,7 @@ struct quant_report {
 
 namespace detail {
 
-inline void check_config(const quant_config& cfg, std::size_t cols, std::string_view function) {
+inline void check_config(const quant_options& cfg, std::size_t cols, std::string_view function) {
   check_enum(function, "grid", cfg.grid, int4_grid::full8);
   check_enum(function, "granularity", cfg.gran, granularity::per_group);
   check(cfg.gran != granularity::per_group || (cfg.group_size > 0 && cols % cfg.group_size == 0),
@@ -98,7 +100,7 @@ inline void check_config(const quant_config& cfg, std::size_t cols, std::string_
 }
 
 /// The clip-search candidates 1, 1 - step, ... >= min (or {clip_ratio} without search).
-inline std::vector<double> clip_candidates(const quant_config& cfg) {
+inline std::vector<double> clip_candidates(const quant_options& cfg) {
   if (!cfg.mse_clip_search) return {cfg.clip_ratio};
   const auto steps = static_cast<std::size_t>((1 - cfg.clip_search_min) / cfg.clip_search_step + 1e-9);
   std::vector<double> ratios(steps + 1);
@@ -130,7 +132,7 @@ struct group_choice {
 /// s^2 sum (x / s - r)^2, keeping the least (ties: the first). Counts the group and its NaN / Inf
 /// into `report`. quantize() and gptq() both choose scales with it.
 template <class T, class Kernel>
-group_choice choose_group(matrix_view<const T> group, const quant_config& cfg,
+group_choice choose_group(matrix_view<const T> group, const quant_options& cfg,
                           const std::vector<double>& ratios, quant_report& report) {
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
   T lo = 0, hi = 0;
@@ -165,7 +167,7 @@ group_choice choose_group(matrix_view<const T> group, const quant_config& cfg,
 }
 
 template <class T, class Kernel>
-void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_int4& q,
+void quantize_segments(matrix_view<const T> x, const quant_options& cfg, packed_int4& q,
                        quant_report& report) {
   const std::size_t rows = x.rows(), cols = x.cols();
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
@@ -214,7 +216,7 @@ void quantize_segments(matrix_view<const T> x, const quant_config& cfg, packed_i
 }
 
 template <class T, class Kernel>
-void quantize_columns(matrix_view<const T> x, const quant_config& cfg, packed_int4& q,
+void quantize_columns(matrix_view<const T> x, const quant_options& cfg, packed_int4& q,
                       quant_report& report) {
   const std::size_t rows = x.rows(), cols = x.cols();
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
@@ -274,8 +276,8 @@ void quantize_columns(matrix_view<const T> x, const quant_config& cfg, packed_in
 /// Errors: a group size that does not divide cols, clip ratio outside (0, 1], a bad search grid.
 /// Example: auto q = quantize(matrix_view<const float>(w.data(), 256, 512), {.gran = granularity::per_group, .group_size = 128});
 template <class T>
-  requires std::is_floating_point_v<T>
-[[nodiscard]] packed_int4 quantize(matrix_view<const T> x, const quant_config& cfg,
+  requires float_or_double<T>
+[[nodiscard]] packed_int4 quantize(matrix_view<const T> x, const quant_options& cfg,
                                    quant_report* report = nullptr) {
   detail::check_config(cfg, x.cols(), "quantize");
   packed_int4 q(x.rows(), x.cols(), cfg.gran, cfg.group_size, cfg.grid, cfg.asymmetric);
@@ -298,15 +300,15 @@ template <class T>
   return q;
 }
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
-[[nodiscard]] packed_int4 quantize(matrix_view<T> x, const quant_config& cfg, quant_report* report = nullptr) {
+  requires float_or_double<T>
+[[nodiscard]] packed_int4 quantize(matrix_view<T> x, const quant_options& cfg, quant_report* report = nullptr) {
   return quantize(matrix_view<const T>(x), cfg, report);
 }
 
 /// out(i, j) = (code(i, j) - zero_point) * scale, computed in float and stored as T (exact for
 /// float; for double the product is formed in double). Error (nothing written): shape mismatch.
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+  requires float_or_double<T>
 void dequantize(const packed_int4& q, matrix_view<T> out) {
   detail::check(out.rows() == q.rows() && out.cols() == q.cols(), "dequantize", "destination is ",
                 out.rows(), " x ", out.cols(), ", tensor is ", q.rows(), " x ", q.cols());
@@ -337,9 +339,9 @@ void dequantize(const packed_int4& q, matrix_view<T> out) {
 /// out may alias x (x is read completely before out is written). Errors: as quantize, and a shape
 /// mismatch between x and out (nothing written).
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+  requires float_or_double<T>
 void fake_quantize(std::type_identity_t<matrix_view<const T>> x, matrix_view<T> out,
-                   const quant_config& cfg, quant_report* report = nullptr) {
+                   const quant_options& cfg, quant_report* report = nullptr) {
   detail::check(out.rows() == x.rows() && out.cols() == x.cols(), "fake_quantize", "destination is ",
                 out.rows(), " x ", out.cols(), ", input is ", x.rows(), " x ", x.cols());
   const packed_int4 q = quantize(x, cfg, report);
@@ -349,7 +351,7 @@ void fake_quantize(std::type_identity_t<matrix_view<const T>> x, matrix_view<T> 
 /// Mean squared error sum (reference - approx)^2 / (rows cols), accumulated in double; 0 for an
 /// empty matrix. Errors: shape mismatch; a NaN or Inf element (or a sum beyond the double range).
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] double mse(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
   detail::check(reference.rows() == approx.rows() && reference.cols() == approx.cols(), "mse",
                 "shapes differ: ", reference.rows(), " x ", reference.cols(), " vs ", approx.rows(),
@@ -366,7 +368,7 @@ template <class T>
   return sum / static_cast<double>(reference.size());
 }
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+  requires float_or_double<T>
 [[nodiscard]] double mse(matrix_view<T> reference, matrix_view<T> approx) {
   return mse(matrix_view<const T>(reference), matrix_view<const T>(approx));
 }
@@ -393,7 +395,7 @@ inline double sqnr_from_sums(double signal, double noise, std::string_view funct
 /// Errors: shape mismatch; an all-zero reference with approx != reference (no SQNR exists); a NaN
 /// or Inf element (or sums beyond the double range), so that a bad value never averages in silently.
 template <class T>
-  requires std::is_floating_point_v<T>
+  requires float_or_double<T>
 [[nodiscard]] double sqnr_db(matrix_view<const T> reference, std::type_identity_t<matrix_view<const T>> approx) {
   detail::check(reference.rows() == approx.rows() && reference.cols() == approx.cols(), "sqnr_db",
                 "shapes differ: ", reference.rows(), " x ", reference.cols(), " vs ", approx.rows(),
@@ -409,35 +411,30 @@ template <class T>
   return detail::sqnr_from_sums(signal, noise, "sqnr_db");
 }
 template <class T>
-  requires(std::is_floating_point_v<T> && !std::is_const_v<T>)
+  requires float_or_double<T>
 [[nodiscard]] double sqnr_db(matrix_view<T> reference, matrix_view<T> approx) {
   return sqnr_db(matrix_view<const T>(reference), matrix_view<const T>(approx));
 }
 
-/// The online per-token path in one call, reading each float once from memory: for every row,
-/// finite absmax (and sign, for full8) -> scale (symmetric, clip_ratio, grid as in the file
-/// comment) -> codes (round half to even, clamp) -> packed nibbles.
-/// codes_out receives rows * row_bytes(cols) bytes (row i at i * row_bytes(cols), canonical layout)
-/// and scales_out rows floats. Bytes equal quantize(x, {grid, per_row, 0, clip_ratio}) exactly.
-/// Errors (nothing written): codes_out or scales_out too small, clip ratio outside (0, 1].
-inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8_t> codes_out,
-                                std::span<float> scales_out, double clip_ratio, int4_grid grid,
-                                quant_report* report = nullptr) {
+namespace detail {
+// The fused path's body (every public overload forwards here; errors name quantize_rows_fused).
+inline void quantize_rows_fused_into(matrix_view<const float> x, vector_view<std::uint8_t> codes_out,
+                                     vector_view<float> scales_out, double clip_ratio, int4_grid grid,
+                                     quant_report* report) {
   const std::size_t bytes_per_row = row_bytes(x.cols());
   std::size_t needed = 0;
-  const bool overflow = detail::multiply_overflows(x.rows(), bytes_per_row, needed);
-  detail::check(!overflow && codes_out.size() >= needed,
-                "quantize_rows_fused", "codes_out has ", codes_out.size(), " bytes, ", x.rows(), " x ",
-                x.cols(), " codes need ", needed);
-  detail::check(scales_out.size() >= x.rows(), "quantize_rows_fused", "scales_out has ",
-                scales_out.size(), " floats, ", x.rows(), " rows need one each");
-  detail::check(clip_ratio > 0 && clip_ratio <= 1, "quantize_rows_fused", "clip ratio ", clip_ratio,
-                " is outside (0, 1]");
-  detail::check_enum("quantize_rows_fused", "grid", grid, int4_grid::full8);
+  const bool overflow = multiply_overflows(x.rows(), bytes_per_row, needed);
+  check(!overflow && codes_out.size() >= needed, "quantize_rows_fused", "codes_out has ",
+        codes_out.size(), " bytes, ", x.rows(), " x ", x.cols(), " codes need ", needed);
+  check(scales_out.size() >= x.rows(), "quantize_rows_fused", "scales_out has ", scales_out.size(),
+        " floats, ", x.rows(), " rows need one each");
+  check(clip_ratio > 0 && clip_ratio <= 1, "quantize_rows_fused", "clip ratio ", clip_ratio,
+        " is outside (0, 1]");
+  check_enum("quantize_rows_fused", "grid", grid, int4_grid::full8);
   if (x.rows() == 0) return;
   std::size_t nan_inf[2] = {0, 0};
-  detail::dispatch([&](auto arch) {
-    detail::quant_kernel<decltype(arch)>::quantize_rows_fused(
+  dispatch([&](auto arch) {
+    quant_kernel<decltype(arch)>::quantize_rows_fused(
         x.data(), x.rows(), x.cols(), x.row_stride(), clip_ratio, grid_min(grid), codes_out.data(),
         bytes_per_row, scales_out.data(), nan_inf, needed >= SINGLEQUANT_STREAMING_THRESHOLD);
   });
@@ -450,12 +447,57 @@ inline void quantize_rows_fused(matrix_view<const float> x, std::span<std::uint8
   }
 }
 
+// What the fused path computes: per_row, symmetric, no clip search (options.grid, clip_ratio).
+inline void check_fused_options(const quant_options& options) {
+  check(options.gran == granularity::per_row && !options.asymmetric && !options.mse_clip_search,
+        "quantize_rows_fused", "the fused path is per_row, symmetric, without clip search (got granularity ",
+        static_cast<int>(options.gran), ", asymmetric ", options.asymmetric, ", mse_clip_search ",
+        options.mse_clip_search, "): use quantize");
+}
+}  // namespace detail
+
+/// The online per-token path in one call, reading each float once from memory: for every row,
+/// finite absmax (and sign, for full8) -> scale (symmetric, options.clip_ratio, options.grid as in
+/// the file comment) -> codes (round half to even, clamp) -> packed nibbles.
+/// codes_out receives rows * row_bytes(cols) bytes (row i at i * row_bytes(cols), canonical layout)
+/// and scales_out rows floats. Bytes equal quantize(x, options) exactly.
+/// Errors (nothing written): codes_out or scales_out too small, clip ratio outside (0, 1], options
+/// the fused path does not compute (granularity other than per_row, asymmetric, mse_clip_search).
+inline void quantize_rows_fused(matrix_view<const float> x, vector_view<std::uint8_t> codes_out,
+                                vector_view<float> scales_out, const quant_options& options = {},
+                                quant_report* report = nullptr) {
+  detail::check_fused_options(options);
+  detail::quantize_rows_fused_into(x, codes_out, scales_out, options.clip_ratio, options.grid, report);
+}
+
 /// quantize_rows_fused into a new per_row packed tensor.
+/// Example: auto q = quantize_rows_fused(x, {.grid = int4_grid::full8, .clip_ratio = 0.9});
+[[nodiscard]] inline packed_int4 quantize_rows_fused(matrix_view<const float> x,
+                                                     const quant_options& options = {},
+                                                     quant_report* report = nullptr) {
+  detail::check_fused_options(options);
+  detail::check_enum("quantize_rows_fused", "grid", options.grid, int4_grid::full8);
+  packed_int4 q(x.rows(), x.cols(), granularity::per_row, 0, options.grid, false);
+  detail::quantize_rows_fused_into(x, q.codes(), q.scales(), options.clip_ratio, options.grid, report);
+  return q;
+}
+
+/// The positional form of quantize_rows_fused(x, codes_out, scales_out, {grid, per_row, 0,
+/// clip_ratio}, report), kept for one minor release (options structs: CONTRIBUTING.md).
+SINGLEQUANT_DEPRECATED("use quantize_rows_fused(x, codes_out, scales_out, quant_options)")
+inline void quantize_rows_fused(matrix_view<const float> x, vector_view<std::uint8_t> codes_out,
+                                vector_view<float> scales_out, double clip_ratio, int4_grid grid,
+                                quant_report* report = nullptr) {
+  detail::quantize_rows_fused_into(x, codes_out, scales_out, clip_ratio, grid, report);
+}
+/// The positional form of quantize_rows_fused(x, {grid, per_row, 0, clip_ratio}, report), kept for
+/// one minor release.
+SINGLEQUANT_DEPRECATED("use quantize_rows_fused(x, quant_options)")
 [[nodiscard]] inline packed_int4 quantize_rows_fused(matrix_view<const float> x, double clip_ratio,
                                                      int4_grid grid, quant_report* report = nullptr) {
   detail::check_enum("quantize_rows_fused", "grid", grid, int4_grid::full8);
   packed_int4 q(x.rows(), x.cols(), granularity::per_row, 0, grid, false);
-  quantize_rows_fused(x, q.codes(), q.scales(), clip_ratio, grid, report);
+  detail::quantize_rows_fused_into(x, q.codes(), q.scales(), clip_ratio, grid, report);
   return q;
 }
 

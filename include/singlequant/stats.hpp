@@ -39,6 +39,7 @@
 #include "detail/random.hpp"
 #include "detail/row_statistics.hpp"
 #include "detail/working_set.hpp"
+#include "givens.hpp"
 #include "simd.hpp"
 #include "view.hpp"
 
@@ -94,19 +95,6 @@ struct weight_term_options {
   std::size_t max_rows = 1024;
 };
 
-/// What a builder did, measured on the calibration row sample (before / after its rotations).
-/// l4 = (sum_t sum_k y_tk^4)^(1/4) over the sample rows as weighted (token_weighting), plus the
-/// weighted weight rows with an active weight term (the joint objective, weight_term_options);
-/// max_over_rms = mean over the token rows of max_k |y_tk| / sqrt(mean_k y_tk^2) (rows that are all
-/// zero count as 1).
-struct rotation_report {
-  std::size_t outliers = 0;   ///< channels flagged at the first level (ART) or outlier chains (URT)
-  std::size_t rotations = 0;  ///< Givens rotations built
-  std::size_t stages = 0;     ///< levels (ART) or disjoint stages of the regrouped sequence (URT)
-  double l4_before = 0, l4_after = 0;
-  double max_over_rms_before = 0, max_over_rms_after = 0;
-};
-
 namespace detail {
 
 /// Rows x cols, row-major, contiguous double matrix (owning).
@@ -116,38 +104,6 @@ struct dense_rows {
   double* row(std::size_t t) noexcept { return values.data() + t * cols; }
   const double* row(std::size_t t) const noexcept { return values.data() + t * cols; }
 };
-
-/// Copies rows of a float/double view to contiguous doubles; false (nothing usable) on a non-finite
-/// element, reporting its position.
-template <class T>
-bool copy_finite_rows(matrix_view<const T> x, std::size_t r0, std::size_t count, double* out,
-                      std::size_t& bad_row, std::size_t& bad_col) noexcept {
-  const std::size_t n = x.cols();
-  for (std::size_t t = 0; t < count; ++t) {
-    const T* src = x.row(r0 + t).data();
-    double* dst = out + t * n;
-    for (std::size_t k = 0; k < n; ++k) {
-      const double v = static_cast<double>(src[k]);
-      if (!std::isfinite(v)) {
-        bad_row = r0 + t;
-        bad_col = k;
-        return false;
-      }
-      dst[k] = v;
-    }
-  }
-  return true;
-}
-
-/// copy_finite_rows of all of x into a new vector, or an error of `function` naming the first
-/// non-finite element of `what` ("weights", ...) by row and column.
-template <class T>
-std::vector<double> finite_copy(matrix_view<const T> x, std::string_view function, std::string_view what) {
-  std::vector<double> out = checked_vector<double>(function, what, x.size());
-  std::size_t bad_row = 0, bad_col = 0;
-  if (!copy_finite_rows(x, 0, x.rows(), out.data(), bad_row, bad_col)) check_finite(x, function, what);
-  return out;
-}
 
 }  // namespace detail
 
@@ -186,7 +142,7 @@ class activation_stats {
   /// Adds a batch of rows (tokens x dim(), float or double). Every element must be finite: a NaN or
   /// Inf is reported with its position and the statistics are left unchanged.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<const T> rows) {
     detail::check(rows.cols() == n_, "activation_stats::accumulate", "rows have ", rows.cols(),
                   " channels, the statistics ", n_);
@@ -207,7 +163,7 @@ class activation_stats {
     }
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<T> rows) {
     accumulate(matrix_view<const T>(rows));
   }
@@ -505,7 +461,7 @@ class weight_stats {
   /// Appends weight rows already in the rotation basis (rows x dim(), float or double). Every element
   /// must be finite (a NaN or Inf is reported with its position; nothing is added).
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void add_rows(matrix_view<const T> rows) {
     const std::size_t n = rows_.cols;
     detail::check(rows.cols() == n, "weight_stats::add_rows", "rows have ", rows.cols(),
@@ -522,7 +478,7 @@ class weight_stats {
     rows_.rows = total;
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void add_rows(matrix_view<T> rows) {
     add_rows(matrix_view<const T>(rows));
   }
@@ -691,7 +647,7 @@ class hessian_stats {
   /// H += rows^T rows for a batch of rows (tokens x dim(), float or double). Every element must be
   /// finite: a NaN or Inf is reported with its position and H is left unchanged.
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<const T> rows) {
     detail::check(rows.cols() == n_, "hessian_stats::accumulate", "rows have ", rows.cols(),
                   " channels, the statistics ", n_);
@@ -734,7 +690,7 @@ class hessian_stats {
     tokens_ += rows.rows();
   }
   template <class T>
-    requires std::is_floating_point_v<T>
+    requires float_or_double<T>
   void accumulate(matrix_view<T> rows) {
     accumulate(matrix_view<const T>(rows));
   }

@@ -225,6 +225,38 @@ void check_finite(matrix_view<const T> x, std::string_view function, std::string
                                ", column ", k));
 }
 
+/// Copies rows of a float/double view to contiguous doubles; false (nothing usable) on a non-finite
+/// element, reporting its position.
+template <class T>
+bool copy_finite_rows(matrix_view<const T> x, std::size_t r0, std::size_t count, double* out,
+                      std::size_t& bad_row, std::size_t& bad_col) noexcept {
+  const std::size_t n = x.cols();
+  for (std::size_t t = 0; t < count; ++t) {
+    const T* src = x.row(r0 + t).data();
+    double* dst = out + t * n;
+    for (std::size_t k = 0; k < n; ++k) {
+      const double v = static_cast<double>(src[k]);
+      if (!std::isfinite(v)) {
+        bad_row = r0 + t;
+        bad_col = k;
+        return false;
+      }
+      dst[k] = v;
+    }
+  }
+  return true;
+}
+
+/// copy_finite_rows of all of x into a new vector, or an error of `function` naming the first
+/// non-finite element of `what` ("weights", ...) by row and column.
+template <class T>
+std::vector<double> finite_copy(matrix_view<const T> x, std::string_view function, std::string_view what) {
+  std::vector<double> out = checked_vector<double>(function, what, x.size());
+  std::size_t bad_row = 0, bad_col = 0;
+  if (!copy_finite_rows(x, 0, x.rows(), out.data(), bad_row, bad_col)) check_finite(x, function, what);
+  return out;
+}
+
 /// True when the element ranges addressed by two views share memory (used for aliasing checks).
 template <class T, class U>
 [[nodiscard]] bool overlaps(const T* a, std::size_t a_count, const U* b, std::size_t b_count) noexcept {

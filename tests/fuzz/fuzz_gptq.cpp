@@ -5,6 +5,7 @@
 // Accepted tensors must convert back with to_gptq to the same arrays, bit for bit (from_gptq is
 // documented as to_gptq's lossless inverse, and every bit of the layout is meaningful).
 #include <singlequant/int4.hpp>
+#include <singlequant/interop/gptq.hpp>
 
 #include <algorithm>
 #include <cmath>

@@ -4,7 +4,9 @@
 // Accepted tensors must hold exactly the blocks' codes and scales, all finite (from_q4_0 refuses
 // Inf and NaN scales), and to_q4_0 must give the blocks back bit for bit (it refuses only what fp16
 // cannot hold, and every finite fp16 value fits).
+#include <singlequant/fp16.hpp>
 #include <singlequant/int4.hpp>
+#include <singlequant/interop/ggml.hpp>
 
 #include <cmath>
 #include <cstddef>

@@ -2,6 +2,8 @@
 // built transforms, to_q4_0 / to_gptq of quantised matrices) and small llama2.c files in the
 // documented formats, small GGUF files and quantised-model files of a tiny random model. Usage: make_seeds <output dir>; writes <output dir>/<target>/<name>.
 #include <singlequant/int4.hpp>
+#include <singlequant/interop/ggml.hpp>
+#include <singlequant/interop/gptq.hpp>
 #include <singlequant/quant.hpp>
 #include <singlequant/transform.hpp>
 #include <singlequant/model/quantize.hpp>
@@ -105,7 +107,7 @@ std::vector<float> weights(std::size_t rows, std::size_t cols, std::uint32_t see
 
 void q4_0_seed(const std::string& name, std::size_t rows, std::size_t cols) {
   const auto w = weights(rows, cols, static_cast<std::uint32_t>(rows * 1000 + cols));
-  sq::quant_config cfg;
+  sq::quant_options cfg;
   cfg.grid = sq::int4_grid::full8;
   cfg.gran = sq::granularity::per_group;
   cfg.group_size = 32;
@@ -123,7 +125,7 @@ void q4_0_seed(const std::string& name, std::size_t rows, std::size_t cols) {
 void gptq_seed(const std::string& name, std::size_t rows, std::size_t cols, sq::granularity gran,
                std::size_t group, bool asymmetric, sq::gptq_zero_format format) {
   const auto w = weights(rows, cols, static_cast<std::uint32_t>(rows * 7 + cols));
-  sq::quant_config cfg;
+  sq::quant_options cfg;
   cfg.gran = gran;
   cfg.group_size = group;
   cfg.asymmetric = asymmetric;
