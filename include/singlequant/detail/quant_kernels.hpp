@@ -720,6 +720,15 @@ SINGLEQUANT_INLINE quant_params choose_group_params(const float* x, std::size_t 
   return best;
 }
 
+/// Floats per register of Arch (1 on the scalar path).
+template <class Arch>
+constexpr std::size_t float_lanes() noexcept {
+  if constexpr (simd::is_scalar_v<Arch>)
+    return 1;
+  else
+    return xsimd::batch<float, Arch>::size;
+}
+
 /// One row of n floats in groups of `group` (even, dividing n): per group its parameters
 /// (choose_group_params; scales[g], zeros[g] when zeros is not null), then the packed codes, a
 /// block of groups at a time while the block is in L1. Registers of four batches span several
@@ -734,7 +743,7 @@ void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, cons
   float inv[max_block_groups];
   int zero[max_block_groups];
   // Per batch of a block (SIMD, a batch dividing the group): its group's 1 / s and zero point.
-  constexpr std::size_t lanes = simd::is_scalar_v<Arch> ? 1 : xsimd::batch<float, Arch>::size;
+  constexpr std::size_t lanes = float_lanes<Arch>();
   const bool by_batch = !simd::is_scalar_v<Arch> && group % lanes == 0;
   float batch_inv[block_elements / lanes];
   int batch_zero[block_elements / lanes];
