@@ -208,16 +208,17 @@ void reference_groups(const float* x, std::size_t n, std::size_t group, const st
 }
 }  // namespace
 
-// Per-group quantisation of a row (group 2..256 incl. 32 and 128, both grids, symmetric and
-// asymmetric, with and without the clip search, NaN / Inf / all-zero groups): the same scales,
-// zero points, counts and bytes as the group-by-group reference, on every ISA.
+// Per-group quantisation of a row (group 2..2048 incl. 32 and 128 and groups above the kernel's
+// 1024-float block, both grids, symmetric and asymmetric, with and without the clip search,
+// NaN / Inf / all-zero groups): the same scales, zero points, counts and bytes as the
+// group-by-group reference, on every ISA.
 TEST_CASE("quant_kernel::quantize_groups: the per-group reference's scales and bytes") {
   const std::vector<double> search = [] {
     std::vector<double> r;
     for (int k = 0; k <= 50; ++k) r.push_back(1.0 - 0.01 * k);
     return r;
   }();
-  for (std::size_t group : {2u, 6u, 16u, 32u, 48u, 64u, 128u, 256u})
+  for (std::size_t group : {2u, 6u, 16u, 32u, 48u, 64u, 128u, 256u, 1030u, 2048u})
     for (std::size_t groups : {1u, 3u, 40u})
       for (int variant = 0; variant < 5; ++variant)
         for (int config = 0; config < 6; ++config) {
