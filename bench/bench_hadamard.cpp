@@ -5,6 +5,7 @@
 //
 // Run: ./build/release/bench/bench_hadamard  (ratios are printed after the Google Benchmark table)
 #include <singlequant/hadamard.hpp>
+#include <singlequant/kronecker.hpp>
 
 #include <xsimd/xsimd.hpp>
 
@@ -93,6 +94,50 @@ void read_modify_write_batch(benchmark::State& state) {
   set_counters(state, n);
 }
 
+// ---- No ISA slower than a narrower one: the K x 2^k transform and the Kronecker product on one
+// row in cache through the kernel of a given architecture, called directly (as the arch tests do),
+// so the AVX-512 and AVX2 paths run on the same data in the same process.
+template <class Arch>
+void k_pow2_kernel(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto f = sq::detail::factor_base_pow2(n);
+  const std::size_t k = f->first, m = f->second, log2_m = sq::detail::log2_exact(m);
+  const auto h = sq::detail::cached_hadamard(k);
+  const sq::detail::mix_schedule schedule(*h, k, false, sizeof(float));
+  const auto plan = schedule.plan(k);
+  aligned_floats scratch(sq::detail::mix_scratch_elements<float>(k, schedule.group_size, schedule.chunk_groups));
+  const float scale = 1.0f / std::sqrt(float(n));
+  auto x = make_input(n);
+  using kernel = sq::detail::hadamard_kernel<Arch>;
+  for (auto _ : state) {
+    kernel::fwht_rows(x.data(), k, m, log2_m, 1.0f, nullptr, nullptr, m);
+    kernel::mix(x.data(), m, plan, scale, nullptr, scratch.data(), nullptr, 0);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, n);
+}
+
+template <class Arch>
+void kronecker_kernel_row(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto split = sq::hadamard_kronecker_split(n);
+  const std::size_t a = split->a, b = split->b;
+  const auto r1 = make_input(a * a), r2 = make_input(b * b);
+  aligned_floats scratch(n);
+  auto x = make_input(n);
+  for (auto _ : state) {
+    sq::detail::kronecker_kernel<Arch>::apply_rows(x.data(), 1, n, r1.data(), a, a, r2.data(), b, b,
+                                                   scratch.data());
+    // Keep the row bounded (random dense factors grow it by about sqrt(a b) per call).
+    x[0] = 1.0f;
+    for (std::size_t i = 0; i < n; i += 16) x[i] *= 1e-3f;
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, n);
+}
+
+constexpr std::size_t llm_widths[] = {688, 1376, 2752, 5504, 11008, 13824};
+
 double min_of(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
 
 /// Console output as usual, plus the fastest repetition of every benchmark for the ratio table.
@@ -156,14 +201,47 @@ void print_summary(const recording_reporter& r) {
                   kind, n, g, g / g8192, g8192, g / g16384, g16384);
     }
   }
+  std::printf("No ISA slower than a narrower one (one row in cache, kernels called directly; "
+              "ns per element and AVX-512 / AVX2 time):\n");
+  const auto per = [&](const std::string& name, std::size_t n) { return r.ns(name + "/" + std::to_string(n)) / double(n); };
+  const double k11008 = per("k_pow2_kernel<avx512bw>", 11008);
+  for (std::size_t n : llm_widths) {
+    const auto f = sq::detail::factor_base_pow2(n);
+    const auto split = sq::hadamard_kronecker_split(n);
+    std::size_t pow2 = 1;
+    while (pow2 < n) pow2 *= 2;
+    const double k512 = per("k_pow2_kernel<avx512bw>", n), k2 = per("k_pow2_kernel<avx2>", n);
+    const double kr512 = per("kronecker_kernel_row<avx512bw>", n), kr2 = per("kronecker_kernel_row<avx2>", n);
+    const double pub = per("transform_in_cache", n), fwht = per("fwht_in_cache", pow2);
+    std::printf("  n = %5zu = %3zu x %4zu: H_K x 2^k %6.3f ns/el AVX-512, %6.3f AVX2 -> %.2fx time; "
+                "%.2fx the ns/el at 11008; %.1fx FWHT(%zu) per element; hadamard_transform %6.3f ns/el\n",
+                n, f->first, f->second, k512, k2, k2 > 0 ? k512 / k2 : 0.0, k11008 > 0 ? k512 / k11008 : 0.0,
+                fwht > 0 ? k512 / fwht : 0.0, pow2, pub);
+    std::printf("  %27s Kronecker %3zu (x) %3zu: %6.3f ns/el AVX-512, %6.3f AVX2 -> %.2fx time\n", "", split->a,
+                split->b, kr512, kr2, kr2 > 0 ? kr512 / kr2 : 0.0);
+  }
 }
 
 }  // namespace
 
+#if XSIMD_WITH_AVX512BW && XSIMD_WITH_FMA3_AVX2
+BENCHMARK_TEMPLATE(k_pow2_kernel, xsimd::avx512bw)->Name("k_pow2_kernel<avx512bw>")->Arg(688)->Arg(1376)->Arg(2752)
+    ->Arg(5504)->Arg(11008)->Arg(13824)->Repetitions(5)->ReportAggregatesOnly(true)->ComputeStatistics("min", min_of);
+BENCHMARK_TEMPLATE(k_pow2_kernel, xsimd::fma3<xsimd::avx2>)->Name("k_pow2_kernel<avx2>")->Arg(688)->Arg(1376)
+    ->Arg(2752)->Arg(5504)->Arg(11008)->Arg(13824)->Repetitions(5)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", min_of);
+BENCHMARK_TEMPLATE(kronecker_kernel_row, xsimd::avx512bw)->Name("kronecker_kernel_row<avx512bw>")->Arg(688)
+    ->Arg(1376)->Arg(2752)->Arg(5504)->Arg(11008)->Arg(13824)->Repetitions(5)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", min_of);
+BENCHMARK_TEMPLATE(kronecker_kernel_row, xsimd::fma3<xsimd::avx2>)->Name("kronecker_kernel_row<avx2>")->Arg(688)
+    ->Arg(1376)->Arg(2752)->Arg(5504)->Arg(11008)->Arg(13824)->Repetitions(5)->ReportAggregatesOnly(true)
+    ->ComputeStatistics("min", min_of);
+#endif
 BENCHMARK(fwht_in_cache)->RangeMultiplier(2)->Range(64, 65536)->Repetitions(5)->ReportAggregatesOnly(true)
     ->ComputeStatistics("min", min_of);
 BENCHMARK(fwht_scalar_path)->Arg(4096)->Repetitions(3)->ReportAggregatesOnly(true)->ComputeStatistics("min", min_of);
-BENCHMARK(transform_in_cache)->Arg(8192)->Arg(16384)->Arg(11008)->Arg(13824)->Repetitions(5)
+BENCHMARK(transform_in_cache)->Arg(8192)->Arg(16384)->Arg(688)->Arg(1376)->Arg(2752)->Arg(5504)->Arg(11008)
+    ->Arg(13824)->Repetitions(5)
     ->ReportAggregatesOnly(true)->ComputeStatistics("min", min_of);
 BENCHMARK(read_modify_write_batch)->Repetitions(5)->ReportAggregatesOnly(true)->ComputeStatistics("min", min_of);
 BENCHMARK(transform_batch)->Arg(4096)->Arg(8192)->Arg(16384)->Arg(11008)->Arg(13824)->Repetitions(5)

@@ -67,6 +67,23 @@ void quantize_per_group_128(benchmark::State& state) {
   sq_bench::set_bytes(state, elements * sizeof(float));
 }
 
+// Per-group scales (group 32 .. 128, both grids) and the ggml Q4_0 export (quantize + to_q4_0),
+// GB/s of float input; ggml's quantize_row_q4_0_ref is measured beside them outside the
+// repository (docs/performance.md).
+void quantize_per_group(benchmark::State& state) {
+  const sq::quant_config cfg{.grid = state.range(1) != 0 ? sq::int4_grid::full8 : sq::int4_grid::symmetric7,
+                             .gran = sq::granularity::per_group,
+                             .group_size = static_cast<std::size_t>(state.range(0))};
+  for (auto _ : state) benchmark::DoNotOptimize(sq::quantize(input_view(), cfg));
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
+void q4_0_export(benchmark::State& state) {
+  const sq::quant_config cfg{.grid = sq::int4_grid::full8, .gran = sq::granularity::per_group, .group_size = 32};
+  for (auto _ : state) benchmark::DoNotOptimize(sq::to_q4_0(sq::quantize(input_view(), cfg)));
+  sq_bench::set_bytes(state, elements * sizeof(float));
+}
+
 void dequantize_per_row(benchmark::State& state) {
   const sq::packed_int4 q = sq::quantize_rows_fused(input_view(), 0.9, sq::int4_grid::symmetric7);
   std::vector<float> out(elements);
@@ -91,6 +108,15 @@ BENCHMARK(fused_quantize<sq::int4_grid::full8>)->Name("fused_quantize_full8")->R
 BENCHMARK(read_only_pass)->Name("read_only_pass_again")->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(fused_quantize_scalar_path)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quantize_per_group_128)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quantize_per_group)->Name("quantize_per_group_32_sym7")->Args({32, 0})->Repetitions(3)->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(quantize_per_group)->Name("quantize_per_group_32_full8")->Args({32, 1})->Repetitions(3)->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(quantize_per_group)->Name("quantize_per_group_64_sym7")->Args({64, 0})->Repetitions(3)->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(quantize_per_group)->Name("quantize_per_group_128_full8")->Args({128, 1})->Repetitions(3)->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(q4_0_export)->Repetitions(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dequantize_per_row)->Repetitions(5)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(mse_clip_search_4096)->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -125,6 +151,10 @@ int main(int argc, char** argv) {
   if (get("quantize_per_group_128") > 0)
     std::printf("quantize per_group 128:         %6.2f GB/s = %.2fx read-only\n", gbps(get("quantize_per_group_128")),
                 read / get("quantize_per_group_128"));
+  for (const auto& [name, seconds] : best)
+    if ((name.rfind("quantize_per_group_", 0) == 0 && name != "quantize_per_group_128") ||
+        name.rfind("q4_0_export", 0) == 0)
+      std::printf("%-31s %6.2f GB/s = %.2fx read-only\n", (name + ":").c_str(), gbps(seconds), read / seconds);
   if (get("dequantize_per_row") > 0)
     std::printf("unpack + dequantise:            %6.2f GB/s of float output = %.2fx read-only (target >= 16 GB/s)\n",
                 gbps(get("dequantize_per_row")), read / get("dequantize_per_row"));

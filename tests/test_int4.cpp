@@ -198,6 +198,28 @@ TEST_CASE("ggml Q4_0: golden block bytes and a lossless round trip") {
   for (std::size_t k = 0; k < 6; ++k) CHECK(big_back.scales()[k] == big.scales()[k]);
 }
 
+// The word-parallel nibble reorder against the element-by-element definition: qs[j] =
+// (c_j + 8) | (c_{j+16} + 8) << 4 from the unpacked codes, every code -8..7 in every position.
+TEST_CASE("ggml Q4_0: to_q4_0 equals the element-by-element reference") {
+  const std::size_t rows = 5, cols = 256;
+  sq::packed_int4 q(rows, cols, sq::granularity::per_group, 32, sq::int4_grid::full8, false);
+  auto codes = random_codes(rows * cols, 11);
+  for (std::size_t e = 0; e < 32 * 16; ++e) codes[e] = static_cast<std::int8_t>(static_cast<int>(e % 16) - 8);
+  for (std::size_t i = 0; i < rows; ++i)
+    sq::pack_int4(sq::vector_view<const std::int8_t>(codes.data() + cols * i, cols), q.row_codes(i));
+  for (std::size_t k = 0; k < q.scales().size(); ++k) q.scales()[k] = 0.01f * static_cast<float>(k) - 0.3f;
+  const auto blocks = sq::to_q4_0(q);
+  REQUIRE(blocks.size() == rows * cols / 32);
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    CHECK(blocks[b].d == sq::float_to_half_bits(q.scales()[b]));
+    for (std::size_t j = 0; j < 16; ++j) {
+      const auto low = static_cast<unsigned>(codes[32 * b + j] + 8);
+      const auto high = static_cast<unsigned>(codes[32 * b + j + 16] + 8);
+      CHECK(blocks[b].qs[j] == static_cast<std::uint8_t>(low | high << 4));
+    }
+  }
+}
+
 TEST_CASE("ggml Q4_0: bad input") {
   sq::packed_int4 row(2, 64, sq::granularity::per_row, 0, sq::int4_grid::full8, false);
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::to_q4_0(row)), "to_q4_0", "group size 32");

@@ -172,6 +172,24 @@ void quantize_segments(matrix_view<const T> x, const quant_options& cfg, packed_
   const std::size_t rows = x.rows(), cols = x.cols();
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
   const std::vector<double> ratios = clip_candidates(cfg);
+  if constexpr (std::is_same_v<T, float>) {
+    if (cfg.gran == granularity::per_group && cfg.group_size % 2 == 0) {
+      // Float rows in byte-aligned groups: one kernel call per row chooses the scales and packs
+      // the codes while the row is in cache (the same decisions and bytes as the path below).
+      const std::size_t per_row = cols / cfg.group_size;
+      group_counts counts;
+      for (std::size_t i = 0; i < rows; ++i)
+        Kernel::quantize_groups(x.row(i).data(), cols, cfg.group_size, ratios.data(), ratios.size(), qmin, qmax,
+                                cfg.asymmetric, q.row_codes(i).data(), q.scales().data() + i * per_row,
+                                cfg.asymmetric ? q.zero_points().data() + i * per_row : nullptr, counts);
+      report.nan_count += counts.nan_count;
+      report.inf_count += counts.inf_count;
+      report.zero_scale_count += counts.zero_scale_count;
+      report.scale_count += counts.scale_count;
+      report.clip_ratio_sum += counts.clip_ratio_sum;
+      return;
+    }
+  }
   // Scale groups in the order of q.scales().
   std::vector<segment_group> groups;
   if (cfg.gran == granularity::per_tensor) {

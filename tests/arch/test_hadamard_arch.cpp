@@ -1,6 +1,7 @@
 #include <singlequant/detail/fwht_kernels.hpp>
 #include <singlequant/detail/kronecker_kernels.hpp>
 #include <singlequant/hadamard.hpp>
+#include <singlequant/kronecker.hpp>
 
 #include <cmath>
 #include <cstring>
@@ -152,5 +153,90 @@ TEST_CASE_TEMPLATE("kronecker apply_rows: SIMD path equals the scalar path to ro
     for (std::size_t i = 0; i < rows * n; ++i)
       CHECK(std::fabs(double(simd[i]) - double(scalar[i])) <=
             1e-4 * (std::is_same_v<T, float> ? 1.0 : 1e-8) * double(a + b) * (1 + std::fabs(double(scalar[i]))));
+  }
+}
+
+// Rows shorter than a register, back to back (the K blocks of a K x 4 or K x 8 transform on
+// AVX-512): several rows per register, still the scalar path's bits.
+TEST_CASE_TEMPLATE("fwht_rows: contiguous rows shorter than a register equal the scalar path", T, float,
+                   double) {
+  for (std::size_t k = 0; k <= 4; ++k)
+    for (std::size_t rows : {1u, 7u, 172u}) {
+      const std::size_t n = std::size_t{1} << k;
+      const auto x = sq_test::random_normal<T>(rows * n, 70 + k + rows);
+      const auto signs = random_signs<T>(rows * n, 80 + k);
+      for (int variant = 0; variant < 4; ++variant) {
+        const std::size_t sign_stride = variant == 1 ? 0 : n;
+        const T* in = variant == 0 || variant == 1 ? signs.data() : nullptr;
+        const T* out = variant == 2 ? signs.data() : nullptr;
+        auto simd = x, scalar = x;
+        hadamard_kernel<test_arch>::fwht_rows(simd.data(), rows, n, k, T(0.5), in, out, sign_stride);
+        hadamard_kernel<scalar_arch>::fwht_rows(scalar.data(), rows, n, k, T(0.5), in, out, sign_stride);
+        INFO("n = " << n << " rows " << rows << " variant " << variant);
+        CHECK(std::memcmp(simd.data(), scalar.data(), rows * n * sizeof(T)) == 0);
+      }
+    }
+}
+
+namespace {
+// One row through the K x 2^k transform as hadamard_transform runs it: FWHT of the K blocks (with
+// the signs d first), then the K x K product and the scale.
+template <class Arch, class T>
+void k_pow2_transform(T* row, std::size_t k, std::size_t m, const singlequant::detail::mix_plan& plan,
+                      const T* d, T* scratch) {
+  std::size_t log2_m = 0;
+  while ((std::size_t{1} << log2_m) < m) ++log2_m;
+  hadamard_kernel<Arch>::fwht_rows(row, k, m, log2_m, T(1), d, nullptr, m);
+  hadamard_kernel<Arch>::mix(row, m, plan, T(1) / std::sqrt(T(k * m)), nullptr, scratch, nullptr, 0);
+}
+}  // namespace
+
+// The widths LLMs use, whatever their power-of-two part (688 = 172 x 4 .. 28672 = 7 x 4096): the
+// whole K x 2^k transform and the Kronecker product of the library's split on every ISA.
+TEST_CASE_TEMPLATE("K x 2^k Hadamard and Kronecker at LLM widths: SIMD equals the scalar path", T, float,
+                   double) {
+  for (std::size_t n : {688u, 1376u, 2752u, 5504u, 11008u, 13824u, 5120u, 14336u, 28672u}) {
+    const auto f = singlequant::detail::factor_base_pow2(n);
+    REQUIRE(f.has_value());
+    const std::size_t k = f->first, m = f->second;
+    const auto x = sq_test::random_normal<T>(n, n);
+    const auto d = random_signs<T>(n, n + 1);
+    if (k > 1) {
+      const auto h = singlequant::detail::cached_hadamard(k);
+      for (bool transpose : {false, true}) {
+        const singlequant::detail::mix_schedule schedule(*h, k, transpose, sizeof(T));
+        const auto plan = schedule.plan(k);
+        std::vector<T> scratch(
+            singlequant::detail::mix_scratch_elements<T>(k, schedule.group_size, schedule.chunk_groups));
+        auto simd = x, scalar = x;
+        k_pow2_transform<test_arch>(simd.data(), k, m, plan, d.data(), scratch.data());
+        k_pow2_transform<scalar_arch>(scalar.data(), k, m, plan, d.data(), scratch.data());
+        INFO("n = " << n << " = " << k << " x " << m << " transpose " << transpose);
+        CHECK(std::memcmp(simd.data(), scalar.data(), n * sizeof(T)) == 0);
+      }
+    }
+    const auto split = singlequant::hadamard_kronecker_split(n);
+    REQUIRE(split.has_value());
+    const std::size_t a = split->a, b = split->b;
+    const auto r1 = sq_test::random_normal<T>(a * a, a), r2 = sq_test::random_normal<T>(b * b, b);
+    std::vector<T> scratch(n);
+    auto simd = x, scalar = x;
+    kronecker_kernel<test_arch>::apply_rows(simd.data(), 1, n, r1.data(), a, a, r2.data(), b, b, scratch.data());
+    kronecker_kernel<scalar_arch>::apply_rows(scalar.data(), 1, n, r1.data(), a, a, r2.data(), b, b,
+                                              scratch.data());
+    INFO("n = " << n << " = " << a << " (x) " << b);
+    for (std::size_t i = 0; i < n; ++i)
+      CHECK(std::fabs(double(simd[i]) - double(scalar[i])) <=
+            1e-4 * (std::is_same_v<T, float> ? 1.0 : 1e-8) * double(a + b) * (1 + std::fabs(double(scalar[i]))));
+#if XSIMD_WITH_AVX512F && XSIMD_WITH_AVX2 && XSIMD_WITH_FMA3_AVX2
+    // Fused multiply-adds at every width: the AVX-512 kernel (narrow factors in 256- and 128-bit
+    // registers) gives the AVX2 kernel's bits.
+    if constexpr (std::is_base_of_v<xsimd::avx512f, test_arch>) {
+      auto avx2 = x;
+      kronecker_kernel<xsimd::fma3<xsimd::avx2>>::apply_rows(avx2.data(), 1, n, r1.data(), a, a, r2.data(), b, b,
+                                                             scratch.data());
+      CHECK(std::memcmp(simd.data(), avx2.data(), n * sizeof(T)) == 0);
+    }
+#endif
   }
 }

@@ -168,3 +168,86 @@ TEST_CASE("quant_kernel::dequantize: identical floats and doubles, every group l
         REQUIRE(c == d);
       }
 }
+
+namespace {
+// quantize()'s per-group decisions before the fused row kernel, from the scalar kernel's pieces:
+// range -> make_params -> (clip search: least s^2 * clip_error, ties the first) -> packed codes.
+void reference_groups(const float* x, std::size_t n, std::size_t group, const std::vector<double>& ratios,
+                      int qmin, int qmax, bool asymmetric, std::uint8_t* out, float* scales, std::int8_t* zeros,
+                      singlequant::detail::group_counts& counts) {
+  using namespace singlequant::detail;
+  for (std::size_t g = 0; g * group < n; ++g) {
+    const float* p = x + g * group;
+    const auto r = scalar_kernel::range(p, group);
+    counts.nan_count += r.nan_count;
+    counts.inf_count += r.inf_count;
+    quant_params best = make_params(r.lo, r.hi, ratios[0], qmin, qmax, asymmetric);
+    double best_ratio = ratios[0];
+    if (ratios.size() > 1 && best.scale != 0.0f) {
+      double best_error = std::numeric_limits<double>::infinity();
+      for (const double ratio : ratios) {
+        const quant_params c = make_params(r.lo, r.hi, ratio, qmin, qmax, asymmetric);
+        if (c.scale == 0.0f) continue;
+        const double e = scalar_kernel::clip_error(p, group, inverse_scale<float, void>(c.scale), c.zero, qmin, qmax) *
+                         (static_cast<double>(c.scale) * static_cast<double>(c.scale));
+        if (e < best_error) {
+          best_error = e;
+          best = c;
+          best_ratio = ratio;
+        }
+      }
+    }
+    counts.zero_scale_count += best.scale == 0.0f ? 1u : 0u;
+    counts.clip_ratio_sum += best_ratio;
+    ++counts.scale_count;
+    scales[g] = best.scale;
+    if (zeros != nullptr) zeros[g] = static_cast<std::int8_t>(best.zero);
+    scalar_kernel::quantize_packed(p, group, inverse_scale<float, void>(best.scale), best.zero, qmin, qmax,
+                                   out + g * group / 2);
+  }
+}
+}  // namespace
+
+// Per-group quantisation of a row (group 2..2048 incl. 32 and 128 and groups above the kernel's
+// 1024-float block, both grids, symmetric and asymmetric, with and without the clip search,
+// NaN / Inf / all-zero groups): the same scales, zero points, counts and bytes as the
+// group-by-group reference, on every ISA.
+TEST_CASE("quant_kernel::quantize_groups: the per-group reference's scales and bytes") {
+  const std::vector<double> search = [] {
+    std::vector<double> r;
+    for (int k = 0; k <= 50; ++k) r.push_back(1.0 - 0.01 * k);
+    return r;
+  }();
+  for (std::size_t group : {2u, 6u, 16u, 32u, 48u, 64u, 128u, 256u, 1030u, 2048u})
+    for (std::size_t groups : {1u, 3u, 40u})
+      for (int variant = 0; variant < 5; ++variant)
+        for (int config = 0; config < 6; ++config) {
+          const std::size_t n = group * groups;
+          auto x = awkward_input<float>(n, n + group + static_cast<std::size_t>(variant), variant % 4);
+          if (variant == 4)  // an all-zero group and a tiny one
+            for (std::size_t i = 0; i < group && i < n; ++i) {
+              x[i] = 0.0f;
+              if (n > group) x[group + i] = 1e-39f;
+            }
+          const bool full8 = config % 2 == 1, asymmetric = config / 2 == 2, mse = config / 2 == 1;
+          const int qmin = asymmetric ? -8 : full8 ? -8 : -7, qmax = 7;
+          const std::vector<double> ratios = mse ? search : std::vector<double>{config == 0 ? 0.9 : 1.0};
+          std::vector<std::uint8_t> a(n / 2 + 1, 0xEE), b(a);
+          std::vector<float> sa(groups, -1.0f), sb(sa);
+          std::vector<std::int8_t> za(groups, 99), zb(za);
+          singlequant::detail::group_counts ca, cb;
+          simd_kernel::quantize_groups(x.data(), n, group, ratios.data(), ratios.size(), qmin, qmax, asymmetric,
+                                       a.data(), sa.data(), asymmetric ? za.data() : nullptr, ca);
+          reference_groups(x.data(), n, group, ratios, qmin, qmax, asymmetric, b.data(), sb.data(),
+                           asymmetric ? zb.data() : nullptr, cb);
+          INFO("group " << group << " x " << groups << " variant " << variant << " config " << config);
+          REQUIRE(a == b);
+          CHECK(std::memcmp(sa.data(), sb.data(), groups * sizeof(float)) == 0);
+          CHECK(za == zb);
+          CHECK(ca.nan_count == cb.nan_count);
+          CHECK(ca.inf_count == cb.inf_count);
+          CHECK(ca.zero_scale_count == cb.zero_scale_count);
+          CHECK(ca.scale_count == cb.scale_count);
+          CHECK(ca.clip_ratio_sum == cb.clip_ratio_sum);
+        }
+}

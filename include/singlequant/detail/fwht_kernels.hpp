@@ -28,6 +28,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "arch/narrow.hpp"
 #include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
@@ -155,6 +156,16 @@ struct lane_context {
     if constexpr (lanes >= 4) x = lane_level<2>(x, sign2);
     if constexpr (lanes >= 8) x = lane_level<4>(x, sign4);
     if constexpr (lanes >= 16) x = lane_level<8>(x, sign8);
+    return x;
+  }
+  /// The in-register levels of lane distance below N (N <= lanes): the FWHT of lanes / N
+  /// independent N-blocks held in one register.
+  template <std::size_t N>
+  SINGLEQUANT_INLINE batch levels_below(batch x) const noexcept {
+    if constexpr (N > 1) x = lane_level<1>(x, sign1);
+    if constexpr (N > 2) x = lane_level<2>(x, sign2);
+    if constexpr (N > 4) x = lane_level<4>(x, sign4);
+    if constexpr (N > 8) x = lane_level<8>(x, sign8);
     return x;
   }
   /// levels(load(p)), with the first level's lane exchange done by the load unit where the ISA
@@ -527,6 +538,21 @@ struct column_tile<T, Arch, false> {
   static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return v ^ type(T(-0.0)); }
 };
 
+/// A column tile of one register narrower than Arch's (detail/arch/narrow.hpp), for blocks of m
+/// columns shorter than a batch: an 8-float block on AVX-512 runs in 256-bit registers.
+template <class V>
+struct narrow_column_tile {
+  using type = V;
+  static constexpr std::size_t width = V::size;
+  template <class T>
+  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return V::load(p); }
+  template <class T>
+  static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { V::store(p, v); }
+  template <class T>
+  static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return V::broadcast(v); }
+  static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return V::negate(v); }
+};
+
 /// Where accumulate_outputs leaves its sums: the accumulators (acc, entry-strided), or, for the last
 /// chunk, the outputs y_r = scale * acc_r (.* out_signs_r) in place of the input rows of x.
 template <class T>
@@ -746,6 +772,21 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
       run(std::type_identity<tile>{});
       return;
     }
+    // Blocks narrower than a batch (m = 4, 8 on AVX-512): half and quarter registers.
+    using half = arch::narrow_vector_t<T, Arch, 32>;
+    using quarter = arch::narrow_vector_t<T, Arch, 16>;
+    if constexpr (!std::is_void_v<half>) {
+      if (cols >= half::size) {
+        run(std::type_identity<narrow_column_tile<half>>{});
+        return;
+      }
+    }
+    if constexpr (!std::is_void_v<quarter>) {
+      if (cols >= quarter::size) {
+        run(std::type_identity<narrow_column_tile<quarter>>{});
+        return;
+      }
+    }
   }
   run(std::type_identity<column_tile<T, Arch, true>>{});
 }
@@ -790,6 +831,35 @@ void fwht_rows_impl(T* x, std::size_t rows, std::size_t row_stride, std::size_t 
         case 2: run(std::integral_constant<std::size_t, 4>{}); break;
         case 3: run(std::integral_constant<std::size_t, 8>{}); break;
         default: run(std::integral_constant<std::size_t, 16>{}); break;
+      }
+      return;
+    }
+    if (log2_n < log2_w && row_stride == n && (sign_stride == n || (in_signs == nullptr && out_signs == nullptr))) {
+      // Rows shorter than a register, back to back (the K blocks of 4 or 8 floats of an AVX-512
+      // K x 2^k transform): W / n rows per register, only the levels within each row.
+      auto run = [&](auto row_length) {
+        using batch = xsimd::batch<T, Arch>;
+        constexpr std::size_t N = decltype(row_length)::value;
+        const std::size_t whole = rows * n / W * W;
+        const batch s(scale);
+        for (std::size_t e = 0; e < whole; e += W) {
+          batch v = batch::load_unaligned(x + e);
+          if (in_signs != nullptr) v *= batch::load_unaligned(in_signs + e);
+          v = lanes.template levels_below<N>(v);
+          if (out_signs != nullptr)
+            v *= s * batch::load_unaligned(out_signs + e);
+          else
+            v *= s;
+          v.store_unaligned(x + e);
+        }
+        for (std::size_t i = whole / n; i < rows; ++i)
+          fwht_scalar<T, Arch>(x + i * n, log2_n, scale, row_signs(in_signs, i), row_signs(out_signs, i));
+      };
+      switch (log2_n) {
+        case 0: run(std::integral_constant<std::size_t, 1>{}); break;
+        case 1: run(std::integral_constant<std::size_t, 2>{}); break;
+        case 2: run(std::integral_constant<std::size_t, 4>{}); break;
+        default: run(std::integral_constant<std::size_t, 8>{}); break;
       }
       return;
     }

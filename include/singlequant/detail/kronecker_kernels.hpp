@@ -8,46 +8,133 @@
 #define SINGLEQUANT_DETAIL_KRONECKER_KERNELS_HPP
 
 #include <cstddef>
+#include <type_traits>
 
+#include "arch/narrow.hpp"
 #include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-/// out[0..len) = sum_{u < count} coef[u * coef_stride] * rows[u * row_stride + 0..len).
+/// Register operations of a combine tile: an xsimd batch of Arch (fused multiply-add on every
+/// FMA architecture, simd::fused_fma) ...
 template <class T, class Arch>
-void combine_rows(T* out, const T* coef, std::size_t coef_stride, const T* rows,
-                  std::size_t row_stride, std::size_t count, std::size_t len) noexcept {
-  std::size_t v = 0;
-  if constexpr (!simd::is_scalar_v<Arch>) {
-    using batch = xsimd::batch<T, Arch>;
-    constexpr std::size_t W = batch::size;
-    for (; v + 4 * W <= len; v += 4 * W) {  // four registers of accumulators per coefficient load
-      batch a0(T(0)), a1(T(0)), a2(T(0)), a3(T(0));
-      for (std::size_t u = 0; u < count; ++u) {
-        const batch c(coef[u * coef_stride]);
-        const T* r = rows + u * row_stride + v;
-        a0 = xsimd::fma(c, batch::load_unaligned(r), a0);
-        a1 = xsimd::fma(c, batch::load_unaligned(r + W), a1);
-        a2 = xsimd::fma(c, batch::load_unaligned(r + 2 * W), a2);
-        a3 = xsimd::fma(c, batch::load_unaligned(r + 3 * W), a3);
-      }
-      a0.store_unaligned(out + v);
-      a1.store_unaligned(out + v + W);
-      a2.store_unaligned(out + v + 2 * W);
-      a3.store_unaligned(out + v + 3 * W);
-    }
-    for (; v + W <= len; v += W) {
-      batch a(T(0));
-      for (std::size_t u = 0; u < count; ++u)
-        a = xsimd::fma(batch(coef[u * coef_stride]), batch::load_unaligned(rows + u * row_stride + v), a);
-      a.store_unaligned(out + v);
+struct batch_ops {
+  using type = xsimd::batch<T, Arch>;
+  static constexpr std::size_t size = type::size;
+  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return type::load_unaligned(p); }
+  static SINGLEQUANT_INLINE void store(T* p, const type& x) noexcept { x.store_unaligned(p); }
+  static SINGLEQUANT_INLINE type broadcast(T c) noexcept { return type(c); }
+  static SINGLEQUANT_INLINE type fma(const type& x, const type& y, const type& z) noexcept {
+    return simd::fused_fma(x, y, z);
+  }
+};
+/// ... or a register narrower than Arch's (detail/arch/narrow.hpp), for factors shorter than a batch.
+template <class V>
+struct vector_ops {
+  using type = V;
+  static constexpr std::size_t size = V::size;
+  template <class T>
+  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return V::load(p); }
+  template <class T>
+  static SINGLEQUANT_INLINE void store(T* p, const type& x) noexcept { V::store(p, x); }
+  template <class T>
+  static SINGLEQUANT_INLINE type broadcast(T c) noexcept { return V::broadcast(c); }
+  static SINGLEQUANT_INLINE type fma(const type& x, const type& y, const type& z) noexcept {
+    return V::fma(x, y, z);
+  }
+};
+
+/// The operands of S output rows of "coefficients times matrix rows":
+///   out[i * out_stride + q] = sum_{u < count} coef[u * coef_stride + i * coef_step] * rows[u * row_stride + q].
+template <class T>
+struct combine_args {
+  T* out;
+  std::size_t out_stride;
+  const T* coef;
+  std::size_t coef_stride, coef_step;
+  const T* rows;
+  std::size_t row_stride, count;
+};
+
+/// Columns [v, v + R size) of S outputs in S x R registers: each matrix-row load serves S
+/// outputs and each coefficient broadcast R registers. Terms are added in u order (fused) on every
+/// register width, so the bits do not depend on the width.
+template <class Ops, std::size_t S, std::size_t R, class T>
+SINGLEQUANT_INLINE void combine_tile(const combine_args<T>& g, std::size_t v) noexcept {
+  using V = typename Ops::type;
+  constexpr std::size_t W = Ops::size;
+  V acc[S][R];
+  SINGLEQUANT_UNROLL
+  for (std::size_t i = 0; i < S; ++i) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t j = 0; j < R; ++j) acc[i][j] = Ops::broadcast(T(0));
+  }
+  for (std::size_t u = 0; u < g.count; ++u) {
+    const T* r = g.rows + u * g.row_stride + v;
+    V x[R];
+    SINGLEQUANT_UNROLL
+    for (std::size_t j = 0; j < R; ++j) x[j] = Ops::load(r + j * W);
+    const T* c = g.coef + u * g.coef_stride;
+    SINGLEQUANT_UNROLL
+    for (std::size_t i = 0; i < S; ++i) {
+      const V ci = Ops::broadcast(c[i * g.coef_step]);
+      SINGLEQUANT_UNROLL
+      for (std::size_t j = 0; j < R; ++j) acc[i][j] = Ops::fma(ci, x[j], acc[i][j]);
     }
   }
-  for (; v < len; ++v) {
-    T a = T(0);
-    for (std::size_t u = 0; u < count; ++u) a += coef[u * coef_stride] * rows[u * row_stride + v];
-    out[v] = a;
+  SINGLEQUANT_UNROLL
+  for (std::size_t i = 0; i < S; ++i) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t j = 0; j < R; ++j) Ops::store(g.out + i * g.out_stride + v + j * W, acc[i][j]);
+  }
+}
+
+/// combine_tile<Ops, S, 1> over [v, len) while a whole register fits; returns where it stopped.
+template <class Ops, std::size_t S, class T>
+SINGLEQUANT_INLINE std::size_t combine_columns(const combine_args<T>& g, std::size_t v, std::size_t len) noexcept {
+  for (; v + Ops::size <= len; v += Ops::size) combine_tile<Ops, S, 1>(g, v);
+  return v;
+}
+
+/// S outputs of length len (see combine_args): wide tiles of R batches, single batches, then the
+/// narrower registers (a factor of 4 or 8 floats on AVX-512), then scalar columns.
+template <std::size_t S, class T, class Arch>
+void combine_outputs(const combine_args<T>& g, std::size_t len) noexcept {
+  std::size_t v = 0;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using wide = batch_ops<T, Arch>;
+    constexpr std::size_t W = wide::size, R = W * sizeof(T) >= 64 ? 4 : 2;  // 32 or 16 registers
+    for (; v + R * W <= len; v += R * W) combine_tile<wide, S, R>(g, v);
+    v = combine_columns<wide, S>(g, v, len);
+    using half = arch::narrow_vector_t<T, Arch, 32>;
+    using quarter = arch::narrow_vector_t<T, Arch, 16>;
+    if constexpr (!std::is_void_v<half>) v = combine_columns<vector_ops<half>, S>(g, v, len);
+    if constexpr (!std::is_void_v<quarter>) v = combine_columns<vector_ops<quarter>, S>(g, v, len);
+  }
+  for (std::size_t i = 0; i < S; ++i)
+    for (std::size_t q = v; q < len; ++q) {
+      T a = T(0);
+      for (std::size_t u = 0; u < g.count; ++u)
+        a += g.coef[u * g.coef_stride + i * g.coef_step] * g.rows[u * g.row_stride + q];
+      g.out[i * g.out_stride + q] = a;
+    }
+}
+
+/// `outputs` output rows (see combine_args), four at a time.
+template <class T, class Arch>
+void combine_rows(combine_args<T> g, std::size_t outputs, std::size_t len) noexcept {
+  constexpr std::size_t S = 4;
+  std::size_t o = 0;
+  for (; o + S <= outputs; o += S) {
+    combine_outputs<S, T, Arch>(g, len);
+    g.out += S * g.out_stride;
+    g.coef += S * g.coef_step;
+  }
+  for (; o < outputs; ++o) {
+    combine_outputs<1, T, Arch>(g, len);
+    g.out += g.out_stride;
+    g.coef += g.coef_step;
   }
 }
 
@@ -57,10 +144,10 @@ void kronecker_rows_impl(T* x, std::size_t rows, std::size_t row_stride, const T
                          std::size_t b, T* scratch) noexcept {
   for (std::size_t i = 0; i < rows; ++i) {
     T* row = x + i * row_stride;
-    for (std::size_t p = 0; p < a; ++p)  // Z = X R2
-      combine_rows<T, Arch>(scratch + p * b, row + p * b, 1, r2, r2_stride, b, b);
-    for (std::size_t s = 0; s < a; ++s)  // Y = R1^T Z
-      combine_rows<T, Arch>(row + s * b, r1 + s, r1_stride, scratch, b, a, b);
+    // Z = X R2: z_p = sum_u X[p][u] R2[u] (coefficient of output p, term u: row[p b + u]).
+    combine_rows<T, Arch>(combine_args<T>{scratch, b, row, 1, b, r2, r2_stride, b}, a, b);
+    // Y = R1^T Z: y_s = sum_p R1[p][s] z_p (coefficient of output s, term p: r1[p r1_stride + s]).
+    combine_rows<T, Arch>(combine_args<T>{row, b, r1, r1_stride, 1, scratch, b, a}, a, b);
   }
 }
 

@@ -632,6 +632,168 @@ bool dequantize_float(const std::uint8_t* codes, std::size_t n, std::size_t grou
   return streamed;
 }
 
+/// Counters of quantize_groups, in the order quantize() reports them.
+struct group_counts {
+  std::size_t nan_count = 0, inf_count = 0, zero_scale_count = 0, scale_count = 0;
+  double clip_ratio_sum = 0;
+};
+
+/// Scale and zero point of one group of n elements: finite range, then, with several clip
+/// candidates, the one of least s^2 sum (x / s - r)^2 (ties: the first), as quantize's
+/// choose_group decides it (same functions, same order of operations).
+template <std::size_t H>
+struct lane_swap {  // generator: lane l exchanges with lane l ^ H
+  static constexpr std::size_t get(std::size_t lane, std::size_t) { return lane ^ H; }
+};
+
+/// Lane-wise min and max of lo and hi over every lane (exact operations: any order gives the same
+/// values), by log2(lanes) lane exchanges.
+template <std::size_t H, class Arch>
+SINGLEQUANT_INLINE void all_lanes_min_max(xsimd::batch<float, Arch>& lo, xsimd::batch<float, Arch>& hi) noexcept {
+  if constexpr (H > 0) {
+    const auto swap = simd::make_lane_constant<std::uint32_t, Arch, lane_swap<H>>();
+    lo = xsimd::min(lo, xsimd::swizzle(lo, swap));
+    hi = xsimd::max(hi, xsimd::swizzle(hi, swap));
+    all_lanes_min_max<H / 2, Arch>(lo, hi);
+  }
+}
+
+/// range_impl of a short group (a multiple of the batch width) with the lane reduction in
+/// registers: the same values, the same fallback (range_impl) for any NaN / Inf.
+template <class Arch>
+SINGLEQUANT_INLINE value_range<float> group_range(const float* x, std::size_t n) noexcept {
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using batch = xsimd::batch<float, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    if (n % lanes == 0) {
+      const batch zero(0.0f);
+      batch lo = zero, hi = zero, probe = zero;
+      for (std::size_t i = 0; i < n; i += lanes) {
+        const batch a = batch::load_unaligned(x + i);
+        lo = xsimd::min(lo, a);
+        hi = xsimd::max(hi, a);
+        probe += a - a;  // NaN for NaN or +-Inf (see range_impl)
+      }
+      if (xsimd::all(probe == probe)) {
+        all_lanes_min_max<lanes / 2, Arch>(lo, hi);
+        alignas(64) float l[lanes], h[lanes];
+        lo.store_aligned(l);
+        hi.store_aligned(h);
+        value_range<float> r;  // lo <= 0 <= hi, a zero of either sign as range_impl's +0
+        r.lo = l[0] < 0.0f ? l[0] : 0.0f;
+        r.hi = h[0] > 0.0f ? h[0] : 0.0f;
+        return r;
+      }
+    }
+  }
+  return range_impl<float, Arch>(x, n);
+}
+
+template <class Arch>
+SINGLEQUANT_INLINE quant_params choose_group_params(const float* x, std::size_t n, const double* ratios,
+                                                    std::size_t ratio_count, int qmin, int qmax, bool asymmetric,
+                                                    group_counts& counts) noexcept {
+  const value_range<float> r = group_range<Arch>(x, n);
+  counts.nan_count += r.nan_count;
+  counts.inf_count += r.inf_count;
+  const double lo = r.lo, hi = r.hi;
+  quant_params best = make_params<Arch>(lo, hi, ratios[0], qmin, qmax, asymmetric);
+  double best_ratio = ratios[0];
+  if (ratio_count > 1 && best.scale != 0.0f) {
+    double best_error = std::numeric_limits<double>::infinity();
+    for (std::size_t c = 0; c < ratio_count; ++c) {
+      const quant_params p = make_params<Arch>(lo, hi, ratios[c], qmin, qmax, asymmetric);
+      if (p.scale == 0.0f) continue;
+      double error = 0;
+      error += clip_error_impl<float, Arch>(x, n, inverse_scale<float, Arch>(p.scale), p.zero, qmin, qmax);
+      error *= static_cast<double>(p.scale) * static_cast<double>(p.scale);
+      if (error < best_error) {
+        best_error = error;
+        best = p;
+        best_ratio = ratios[c];
+      }
+    }
+  }
+  counts.zero_scale_count += best.scale == 0.0f ? 1u : 0u;
+  counts.clip_ratio_sum += best_ratio;
+  ++counts.scale_count;
+  return best;
+}
+
+/// Floats per register of Arch (1 on the scalar path).
+template <class Arch>
+constexpr std::size_t float_lanes() noexcept {
+  if constexpr (simd::is_scalar_v<Arch>)
+    return 1;
+  else
+    return xsimd::batch<float, Arch>::size;
+}
+
+/// One row of n floats in groups of `group` (even, dividing n): per group its parameters
+/// (choose_group_params; scales[g], zeros[g] when zeros is not null), then the packed codes, a
+/// block of groups at a time while the block is in L1. Registers of four batches span several
+/// groups when a batch divides the group (32 floats = two AVX-512 batches), each batch with its
+/// group's 1 / s and zero point: the same per-element operations as quantize_float_span.
+template <class Arch>
+void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                          std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                          float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
+  constexpr std::size_t block_elements = 1024, max_block_groups = block_elements / 2;
+  const std::size_t block_groups = group <= block_elements ? block_elements / group : 1;
+  float inv[max_block_groups];
+  int zero[max_block_groups];
+  // Per batch of a block (SIMD, a batch dividing the group): its group's 1 / s and zero point.
+  constexpr std::size_t lanes = float_lanes<Arch>();
+  const bool by_batch = !simd::is_scalar_v<Arch> && group % lanes == 0;
+  float batch_inv[block_elements / lanes];
+  int batch_zero[block_elements / lanes];
+  for (std::size_t b0 = 0, g0 = 0; b0 < n; b0 += block_groups * group, g0 += block_groups) {
+    const std::size_t groups = (n - b0) / group < block_groups ? (n - b0) / group : block_groups;
+    for (std::size_t k = 0; k < groups; ++k) {
+#if defined(__GNUC__) || defined(__clang__)
+      // Demand loads alone keep too few misses in flight for a memory-resident input: fetch 16 KiB
+      // ahead, a group's span per group (addresses past the input never fault).
+      for (std::size_t e = 0; e < group; e += 16) __builtin_prefetch(x + b0 + k * group + e + 4096, 0, 3);
+#endif
+      const quant_params p = choose_group_params<Arch>(x + b0 + k * group, group, ratios, ratio_count, qmin,
+                                                       qmax, asymmetric, counts);
+      scales[g0 + k] = p.scale;
+      if (zeros != nullptr) zeros[g0 + k] = static_cast<std::int8_t>(p.zero);
+      inv[k] = inverse_scale<float, Arch>(p.scale);
+      zero[k] = p.zero;
+      if (by_batch && group <= block_elements)
+        for (std::size_t t = k * group / lanes; t < (k + 1) * group / lanes; ++t) {
+          batch_inv[t] = inv[k];
+          batch_zero[t] = zero[k];
+        }
+    }
+    const std::size_t end = b0 + groups * group;
+    std::size_t i = b0;
+    if constexpr (!simd::is_scalar_v<Arch>) {
+      using batch = xsimd::batch<float, Arch>;
+      using ibatch = xsimd::batch<std::int32_t, Arch>;
+      if (by_batch && group <= block_elements) {
+        auto code = [&](std::size_t e) {
+          const std::size_t t = (e - b0) / lanes;
+          const int z = batch_zero[t];
+          const auto lo = static_cast<float>(qmin - z), hi = static_cast<float>(qmax - z);
+          batch y = batch::load_unaligned(x + e) * batch(batch_inv[t]);
+          y = xsimd::select(y == y, y, batch(0.0f));
+          return xsimd::nearbyint_as_int(xsimd::min(xsimd::max(y, batch(lo)), batch(hi))) + ibatch(z);
+        };
+        for (; i + 4 * lanes <= end; i += 4 * lanes)
+          store_codes4<true, Arch>(code(i), code(i + lanes), code(i + 2 * lanes), code(i + 3 * lanes),
+                                   out + i / 2);
+      }
+    }
+    for (; i < end;) {  // the rest group by group (a group's span ends on a byte: group is even)
+      const std::size_t k = (i - b0) / group, group_end = b0 + (k + 1) * group;
+      quantize_float_span<true, Arch>(x + i, group_end - i, inv[k], zero[k], qmin, qmax, false, out + i / 2);
+      i = group_end;
+    }
+  }
+}
+
 template <class Arch>
 struct quant_kernel {
   static value_range<float> range(const float* x, std::size_t n) noexcept;
@@ -644,6 +806,12 @@ struct quant_kernel {
                              std::int8_t* out) noexcept;
   static void quantize_codes(const double* x, std::size_t n, double inv, int zero, int qmin, int qmax,
                              std::int8_t* out) noexcept;
+
+  /// One float row in scale groups of `group` (even, dividing n): quantize_groups_impl (scales,
+  /// zeros (may be null) and packed codes; counts accumulated).
+  static void quantize_groups(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                              std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                              float* scales, std::int8_t* zeros, group_counts& counts) noexcept;
 
   /// clip_error_impl for one candidate.
   static double clip_error(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
@@ -703,6 +871,14 @@ void quant_kernel<Arch>::quantize_codes(const double* x, std::size_t n, double i
   const auto lo = static_cast<double>(qmin - zero), hi = static_cast<double>(qmax - zero);
   for (std::size_t i = 0; i < n; ++i)
     out[i] = static_cast<std::int8_t>(quantize_one<double, Arch>(x[i], inv, lo, hi) + zero);
+}
+
+template <class Arch>
+void quant_kernel<Arch>::quantize_groups(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                                         std::size_t ratio_count, int qmin, int qmax, bool asymmetric,
+                                         std::uint8_t* out, float* scales, std::int8_t* zeros,
+                                         group_counts& counts) noexcept {
+  quantize_groups_impl<Arch>(x, n, group, ratios, ratio_count, qmin, qmax, asymmetric, out, scales, zeros, counts);
 }
 
 template <class Arch>

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../detail/q4_0_kernels.hpp"
 #include "../config.hpp"
 #include "../fp16.hpp"
 #include "../int4.hpp"
@@ -43,12 +44,7 @@ static_assert(sizeof(q4_0_block) == 18, "q4_0_block must match ggml's 18-byte bl
     for (std::size_t b = 0; b < blocks_per_row; ++b) {
       q4_0_block& block = out[i * blocks_per_row + b];
       block.d = float_to_half_bits(q.scales()[i * blocks_per_row + b]);
-      for (std::size_t j = 0; j < 16; ++j) {
-        const std::size_t e = 32 * b + j;  // elements e and e + 16 of the row
-        const auto low = static_cast<unsigned>(from_nibble(row[e / 2] >> (4 * (e % 2))) + 8);
-        const auto high = static_cast<unsigned>(from_nibble(row[(e + 16) / 2] >> (4 * ((e + 16) % 2))) + 8);
-        block.qs[j] = static_cast<std::uint8_t>(low | high << 4);
-      }
+      detail::q4_0_qs_from_packed(row.data() + 16 * b, block.qs);  // qs[j]: u_j | u_{j+16} << 4
     }
   }
   return out;
