@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "../detail/q4_0_kernels.hpp"
 #include "../config.hpp"
+#include "../detail/q4_0_kernels.hpp"
 #include "../fp16.hpp"
 #include "../int4.hpp"
 #include "../view.hpp"
