@@ -3,7 +3,7 @@
 #ifndef SINGLEQUANT_TESTS_GGUF_BUILDER_HPP
 #define SINGLEQUANT_TESTS_GGUF_BUILDER_HPP
 
-#include <singlequant/int4.hpp>
+#include <singlequant/fp16.hpp>
 #include <singlequant/model/llama.hpp>
 
 #include <formats/gguf.hpp>

@@ -16,7 +16,7 @@
 #ifndef SINGLEQUANT_TOOLS_FORMATS_GGUF_HPP
 #define SINGLEQUANT_TOOLS_FORMATS_GGUF_HPP
 
-#include <singlequant/int4.hpp>
+#include <singlequant/fp16.hpp>
 #include <singlequant/model/llama.hpp>
 
 #include <algorithm>
