@@ -50,9 +50,19 @@ class tokenizer {
     t.eos_ = eos;
     t.unk_ = unk;
     static constexpr std::string_view lower_block = "\xE2\x96\x81";  // U+2581
-    for (std::string& p : pieces)
-      for (std::size_t at = p.find(lower_block); at != std::string::npos; at = p.find(lower_block, at))
-        p.replace(at, lower_block.size(), " ");
+    for (std::string& p : pieces) {
+      if (p.find(lower_block) == std::string::npos) continue;
+      std::string spaced;  // rebuilt rather than replace()d in place (g++ 12 -O3 warns falsely there)
+      for (std::size_t i = 0; i < p.size();) {
+        if (std::string_view(p).substr(i, lower_block.size()) == lower_block) {
+          spaced += ' ';
+          i += lower_block.size();
+        } else {
+          spaced += p[i++];
+        }
+      }
+      p = std::move(spaced);
+    }
     t.pieces_ = std::move(pieces);
     t.scores_ = std::move(scores);
     t.byte_ids_.fill(-1);
