@@ -1,7 +1,8 @@
 # One run of the `singlequant` command with expectations, for ctest (cmake -P check.cmake):
 #   CMD        the command line, items separated by '|'
 #   RC         expected exit code (default 0)
-#   STDOUT     regex stdout must match; STDERR: regex stderr must match
+#   STDOUT     regex stdout must match; STDERR: regex stderr must match ("^$": empty, so no
+#              progress bar when stderr is not a terminal)
 #   NEEDS      '|'-separated files that must exist, else the test prints "SKIPPED: ..." (ctest skips)
 #   JSON       a file that must hold eval's --json schema; METHODS: the results' methods in order
 #   ABSENT     a file that must not exist afterwards (no partial output)
