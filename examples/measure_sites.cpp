@@ -31,7 +31,10 @@
 #include <string>
 #include <vector>
 
-#include "llama2c/llama2c.hpp"
+#include <formats/json.hpp>
+#include <formats/llama2c_tokenizer.hpp>
+
+#include "llama2c/forward.hpp"
 
 namespace sq = singlequant;
 

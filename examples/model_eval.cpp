@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "llama2c/llama2c.hpp"
-#include "llama2c/weights_view.hpp"
+#include <formats/llama2c_model.hpp>
+#include <formats/llama2c_tokenizer.hpp>
 
 namespace sq = singlequant;
 

@@ -17,8 +17,11 @@
 
 #include <doctest/doctest.h>
 
-#include "llama2c/llama2c.hpp"
-#include "llama2c/weights_view.hpp"
+#include <formats/json.hpp>
+#include <formats/llama2c_model.hpp>
+#include <formats/llama2c_tokenizer.hpp>
+
+#include "llama2c/forward.hpp"
 #include "test_support.hpp"
 
 namespace sq_test {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,7 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "llama2c/llama2c.hpp"
+#include <formats/json.hpp>
+#include <formats/llama2c_tokenizer.hpp>
+
+#include "llama2c/forward.hpp"
 
 namespace {
 
@@ -384,4 +388,50 @@ TEST_CASE("llama2c load_bytes: in-memory checkpoint and tokenizer, errors name t
   CHECK(llama2c::tokenizer::load_bytes(tok, "tok", 259).vocab_size() == 259);
   CHECK_THROWS_WITH_AS(llama2c::tokenizer::load_bytes(tok, "tok", 512), doctest::Contains("'tok'"),
                        std::runtime_error);
+}
+
+TEST_CASE("tokenizer: BPE merged per space-separated word equals BPE over the whole text") {
+  if (!have_files({"tok512.bin"})) return;
+  const auto tok = llama2c::tokenizer::load(model_path("tok512.bin"));
+  // The same vocabulary plus one unreachable piece with a space inside: that turns the per-word
+  // path off, so `whole` merges over the entire text (run.c's algorithm as written).
+  std::vector<std::string> pieces;
+  std::vector<float> scores;
+  for (int id = 0; id < tok.vocab_size(); ++id) {
+    pieces.push_back(tok.piece(id));
+    scores.push_back(tok.score(id));
+  }
+  pieces.push_back("\x01 \x01");
+  scores.push_back(-1e9f);
+  const auto whole = singlequant_tools::tokenizer::from_pieces(pieces, scores, 1, 2);
+  const std::string text =
+      "Once upon a time, there was a little girl named Lily.  She  loved\tto play\noutside. "
+      "\xC3\xA9t\xC3\xA9 \xE2\x98\x83 snow\xE2\x96\x81man   end ";
+  const auto fast = tok.encode_bpe(text), reference = whole.encode_bpe(text);
+  CHECK(fast == reference);
+  CHECK(tok.decode(std::span<const int>(fast).subspan(1), 1) == text);
+}
+
+TEST_CASE("tokenizer: from_pieces maps U+2581 to a space and <0xNN> pieces to byte fallback") {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    pieces.emplace_back(name);
+  }
+  pieces.emplace_back("\xE2\x96\x81");        // "▁" -> " "
+  pieces.emplace_back("\xE2\x96\x81h");       // " h"
+  pieces.emplace_back("\xE2\x96\x81hi");      // " hi"
+  pieces.emplace_back("h");
+  pieces.emplace_back("i");
+  std::vector<float> scores(pieces.size(), 0.f);
+  scores[pieces.size() - 3] = 2.f;  // " hi" beats " h"
+  const auto t = singlequant_tools::tokenizer::from_pieces(pieces, scores, 1, 2);
+  CHECK_FALSE(t.is_byte_level());
+  CHECK(t.piece(259) == " ");
+  CHECK(t.encode("hi") == std::vector<int>{1, 261});
+  CHECK(t.encode("hi!") == std::vector<int>{1, 261, '!' + 3});
+  CHECK(t.decode(1, 261) == "hi");
+  CHECK_THROWS_AS(singlequant_tools::tokenizer::from_pieces(pieces, {}, 1, 2), std::runtime_error);
+  CHECK_THROWS_AS(singlequant_tools::tokenizer::from_pieces(pieces, scores, 1, int(pieces.size())), std::runtime_error);
 }

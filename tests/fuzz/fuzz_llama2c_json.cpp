@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "fuzz_support.hpp"
-#include "llama2c/llama2c.hpp"
+#include <formats/json.hpp>
 
 namespace {
 

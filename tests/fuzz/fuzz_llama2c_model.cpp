@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "fuzz_support.hpp"
-#include "llama2c/llama2c.hpp"
+#include "llama2c/forward.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::span<const char> bytes(reinterpret_cast<const char*>(data), size);

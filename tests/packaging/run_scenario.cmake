@@ -30,7 +30,7 @@ endfunction()
 if(SCENARIO STREQUAL "find_package" OR SCENARIO STREQUAL "dispatch")
   # Install singlequant into a temporary prefix, then consume it with find_package.
   run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${work}/lib-build" ${common}
-      -DSINGLEQUANT_BUILD_TESTS=OFF -DSINGLEQUANT_BUILD_BENCHMARKS=OFF -DSINGLEQUANT_BUILD_EXAMPLES=OFF
+      -DSINGLEQUANT_BUILD_TESTS=OFF -DSINGLEQUANT_BUILD_BENCHMARKS=OFF -DSINGLEQUANT_BUILD_EXAMPLES=OFF -DSINGLEQUANT_BUILD_TOOLS=OFF
       -DSINGLEQUANT_INSTALL=ON -DCMAKE_INSTALL_PREFIX=${work}/prefix)
   run(${CMAKE_COMMAND} --install "${work}/lib-build")
   foreach(file include/singlequant/singlequant.hpp share/cmake/singlequant/singlequantConfig.cmake
