@@ -7,6 +7,7 @@
 #include <singlequant/model/quantize.hpp>
 
 #include <formats/json.hpp>
+#include <formats/qmodel.hpp>
 
 #include <unistd.h>
 
@@ -113,21 +114,29 @@ sq::int4_grid parse_grid(const std::string& g) {
 }
 
 sq::quantize_model_options method_options(sq::quant_method m, std::uint64_t seed, sq::int4_grid grid,
-                                          std::size_t threads) {
+                                          std::size_t threads, sq::weight_quantizer weights) {
   auto o = sq::quantize_preset(m, seed);
   o.weights.grid = o.activations.grid = grid;
   o.threads = threads;
+  o.quantizer = weights;
   return o;
+}
+
+sq::weight_quantizer parse_weights(const std::string& name) {
+  if (name == "rtn") return sq::weight_quantizer::rtn;
+  if (name == "gptq") return sq::weight_quantizer::gptq;
+  throw usage_error("--weights: '" + name + "' is not rtn or gptq");
 }
 
 // The options every command that runs the model shares.
 const std::vector<cli::option_spec> model_options = {
-    {"--tokenizer", "FILE", "llama2.c tokenizer.bin (needed for text files and prompts)"},
+    {"--tokenizer", "FILE", "llama2.c tokenizer.bin (needed for text files and prompts; GGUF files carry theirs)"},
     {"--calib-text", "FILE", "calibration text (default: sequences sampled from the FP model, seeds 0..)"},
     {"--sequences", "N", "sequences (or text windows, at most) for calibration and evaluation (default 8)"},
     {"--length", "L", "tokens per sequence / window, BOS included (default 128)"},
     {"--grid", "G", "INT4 grid of weights and activations: -7..7 (default) or -8..7"},
     {"--threads", "N", "worker threads (default 0: every core)"},
+    {"--weights", "W", "weight quantiser: rtn (round to nearest, MSE clip; default) or gptq"},
 };
 
 std::vector<cli::option_spec> with_model_options(std::vector<cli::option_spec> own) {
@@ -139,6 +148,7 @@ struct run_setup {
   cli::loaded_model model;
   std::size_t sequences = 8, length = 128, threads = 0;
   sq::int4_grid grid = sq::int4_grid::symmetric7;
+  sq::weight_quantizer weights = sq::weight_quantizer::rtn;
   std::string calibration_source = "sampled";
   std::vector<std::vector<std::int32_t>> calibration;
 };
@@ -153,6 +163,7 @@ run_setup setup_model(const cli::arguments& a) {
   s.length = a.number("--length", std::min<std::size_t>(128, max_len), 2, max_len);
   s.threads = a.number("--threads", 0, 0, 4096);
   s.grid = parse_grid(a.text("--grid", "-7..7"));
+  s.weights = parse_weights(a.text("--weights", "rtn"));
   return s;
 }
 
@@ -241,11 +252,10 @@ int cmd_eval(int argc, char** argv) {
   if (!a.parse(argc, argv, 2)) return 0;
   a.expect_positional(1, "one MODEL file");
   if (a.has("--quantized") && a.has("--methods")) throw usage_error("eval: give --quantized or --methods, not both");
-  if (a.has("--quantized"))
-    // TODO(integration): tools/formats/qmodel.hpp (branch `formats`) reads the file into a
-    // quantized_model; evaluate it against MODEL here as one more result row ("method": "file").
-    throw usage_error("eval: --quantized needs the quantised-model reader (tools/formats/qmodel.hpp), not in this build");
   std::vector<sq::quant_method> methods;
+  const std::string quantized_path = a.text("--quantized");
+  if (a.has("--quantized") && quantized_path.empty()) throw usage_error("--quantized: empty file name");
+  if (!a.has("--quantized"))
   for (const auto& name : cli::split_list(a.text("--methods", "rtn,hadamard,singlequant"), "--methods")) {
     const auto m = parse_method(name);
     if (std::find(methods.begin(), methods.end(), m) != methods.end())
@@ -268,7 +278,17 @@ int cmd_eval(int argc, char** argv) {
   make_calibration(s, a);
   if (held_out.empty()) held_out = cli::sampled_sequences(s.model, s.sequences, s.length, 1000003);
   const auto& c = s.model.weights.config;
-  std::size_t total_runs = 1;
+  std::optional<singlequant::tools::qmodel_file> file;
+  if (!quantized_path.empty()) {
+    file.emplace(singlequant::tools::read_qmodel_file(quantized_path));
+    const auto& fc = file->model.config();
+    if (fc.dim != c.dim || fc.hidden_dim != c.hidden_dim || fc.n_layers != c.n_layers || fc.vocab_size != c.vocab_size ||
+        fc.n_heads != c.n_heads || fc.n_kv_heads != c.n_kv_heads)
+      throw usage_error("eval: '" + quantized_path + "' was quantised from another model (dim " + std::to_string(fc.dim) +
+                        ", " + std::to_string(fc.n_layers) + " layers, vocab " + std::to_string(fc.vocab_size) + ")");
+  }
+  const std::string weights_key = s.weights == sq::weight_quantizer::gptq ? "gptq" : "rtn";
+  std::size_t total_runs = file ? 2 : 1;
   for (const auto m : methods) total_runs += m == sq::quant_method::rtn ? 1 : seeds;
   std::printf("model %s (%s): dim %zu, hidden %zu, %zu layers, %zu heads (%zu kv), vocab %zu\n", s.model.path.c_str(),
               s.model.format.c_str(), c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size);
@@ -287,20 +307,29 @@ int cmd_eval(int argc, char** argv) {
     bar.done();
     all.push_back({"fp", "fp", 0, fp.perplexity, 0, 1, 0});
     print_table_row("FP", {all.back()});
+    if (file) {
+      bar.step("file");
+      const sq::evaluation e = sq::evaluate(s.model.weights, file->model, held_out, s.threads);
+      bar.done();
+      all.push_back({"file", "file", 0, e.perplexity, e.kl, e.top1, 0});
+      print_table_row(quantized_path, {all.back()});
+    }
     for (const auto m : methods) {
       std::vector<result_row> runs;
       const std::uint64_t n = m == sq::quant_method::rtn ? 1 : seeds;
       for (std::uint64_t seed = 0; seed < n; ++seed) {
         bar.step(std::string(method_key(m)) + " seed " + std::to_string(seed));
         sq::quantize_report report;
-        const auto q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads),
-                                          &report);
+        const auto q = sq::quantize_model(s.model.weights, s.calibration,
+                                          method_options(m, seed, s.grid, s.threads, s.weights), &report);
         const sq::evaluation e = sq::evaluate(s.model.weights, q, held_out, s.threads);
-        runs.push_back({method_key(m), "rtn", seed, e.perplexity, e.kl, e.top1, report.seconds_total});
+        runs.push_back({method_key(m), weights_key, seed, e.perplexity, e.kl, e.top1, report.seconds_total});
       }
       bar.done();
       all.insert(all.end(), runs.begin(), runs.end());
-      print_table_row(std::string(method_title(m)) + (n > 1 ? " (" + std::to_string(n) + " seeds)" : ""), runs);
+      print_table_row(std::string(method_title(m)) + (s.weights == sq::weight_quantizer::gptq ? " + GPTQ" : "") +
+                          (n > 1 ? " (" + std::to_string(n) + " seeds)" : ""),
+                      runs);
     }
   }
   const double total_seconds = seconds_since(t0);
@@ -471,7 +500,7 @@ int cmd_inspect(int argc, char** argv) {
     sq::forward(s.model.weights, seq, cache, sq::matrix_view<float>(logits.data(), seq.size(), c.vocab_size), h);
   });
   auto after = [&](sq::quant_method m) {
-    const auto q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads));
+    const auto q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads, s.weights));
     return collect_sites(c.n_layers, s.calibration, [&](const auto& seq, const sq::forward_hooks& h) {
       sq::kv_cache cache(c, seq.size());
       std::vector<float> logits(seq.size() * c.vocab_size);
@@ -521,18 +550,23 @@ int cmd_generate(int argc, char** argv) {
           {"--prompt", "TEXT", "the prompt (BOS is prepended; may be empty)"},
           {"-n", "N", "tokens to generate (default 64)"},
           {"--method", "M", "fp, rtn, hadamard or singlequant (default singlequant)"},
+          {"--quantized", "FILE", "run a quantised-model file (from `quantize`) instead of quantising MODEL"},
           {"--temperature", "T", "0 (default): greedy; > 0: sample softmax(logits / T)"},
           {"--seed", "S", "Hadamard and sampling seed (default 0)"},
       }));
   if (!a.parse(argc, argv, 2)) return 0;
   a.expect_positional(1, "one MODEL file");
-  if (!a.has("--tokenizer")) throw usage_error("generate: needs --tokenizer FILE to encode the prompt and decode");
   const std::string method = a.text("--method", "singlequant");
   const bool fp = method == "fp";
   const sq::quant_method m = fp ? sq::quant_method::rtn : parse_method(method);
   const double temperature = a.real("--temperature", 0.0, 0.0, 100.0);
   const std::uint64_t seed = a.number("--seed", 0, 0, ~std::uint64_t(0));
-  run_setup s = setup_run(a);
+  const std::string quantized_path = a.text("--quantized");
+  if (a.has("--quantized") && (quantized_path.empty() || a.has("--method")))
+    throw usage_error("generate: --quantized FILE replaces --method (give one of them)");
+  run_setup s = quantized_path.empty() ? setup_run(a) : setup_model(a);
+  if (!s.model.tok)
+    throw usage_error("generate: needs the model's tokenizer (--tokenizer FILE for a llama2.c model)");
   const auto& c = s.model.weights.config;
   std::vector<int> prompt_ids = s.model.tok->encode(a.text("--prompt"), true);
   const std::size_t n = a.number("-n", 64, 0, c.max_seq_len);
@@ -540,10 +574,15 @@ int cmd_generate(int argc, char** argv) {
     throw usage_error("generate: prompt of " + std::to_string(prompt_ids.size()) + " tokens + " + std::to_string(n) +
                       " exceeds the model's max_seq_len " + std::to_string(c.max_seq_len));
   std::optional<sq::quantized_model> q;
-  if (!fp) {
+  if (!quantized_path.empty()) {
+    q = std::move(singlequant::tools::read_qmodel_file(quantized_path).model);
+    const auto& fc = q->config();
+    if (fc.dim != c.dim || fc.n_layers != c.n_layers || fc.vocab_size != c.vocab_size)
+      throw usage_error("generate: '" + quantized_path + "' was quantised from another model");
+  } else if (!fp) {
     progress bar(1);
     bar.step("quantise (" + method + ")");
-    q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads));
+    q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads, s.weights));
   }
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::int32_t> tokens(prompt_ids.begin(), prompt_ids.end());
@@ -616,16 +655,16 @@ int cmd_quantize(int argc, char** argv) {
   const std::uint64_t seed = a.number("--seed", 0, 0, ~std::uint64_t(0));
   run_setup s = setup_run(a);
   sq::quantize_report r;
-  const auto q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads), &r);
+  const sq::quantize_model_options options = method_options(m, seed, s.grid, s.threads, s.weights);
+  const auto q = sq::quantize_model(s.model.weights, s.calibration, options, &r);
   std::printf("%s: %zu calibration tokens; stages (s): forward %.3f, statistics %.3f, build %.3f, fold+pack %.3f, "
               "total %.3f; rotations: residual %zu, online %zu\n",
               method_key(m), r.calibration_tokens, r.seconds_forward, r.seconds_statistics, r.seconds_build,
               r.seconds_fold_pack, r.seconds_total, r.residual_rotations, r.online_rotations);
-  // TODO(integration): tools/formats/qmodel.hpp (branch `formats`) writes `q` (+ the options used)
-  // to a temporary file renamed to --out; call it here. Until then nothing is written.
-  static_cast<void>(q);
-  throw usage_error("quantize: writing '" + a.text("--out") +
-                    "' needs the quantised-model writer (tools/formats/qmodel.hpp), not in this build; nothing written");
+  // Written to a temporary file in the same directory, renamed at the end (no partial output).
+  singlequant::tools::write_qmodel_file(a.text("--out"), q, singlequant::tools::describe_options(options));
+  std::printf("wrote %s\n", a.text("--out").c_str());
+  return 0;
 }
 
 void print_usage(std::FILE* out) {

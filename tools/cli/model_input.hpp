@@ -1,11 +1,12 @@
-// model_input.hpp — what the `singlequant` command reads: a model file (llama2.c checkpoint; GGUF
-// once tools/formats/gguf.hpp is integrated), its tokenizer, text files, and the token sequences
+// model_input.hpp — what the `singlequant` command reads: a model file (llama2.c checkpoint or GGUF
+// v2/v3 of the llama architecture, told apart by the first bytes), its tokenizer, text files, and the token sequences
 // eval and quantize run on (sampled from the float model, or windows of a text).
 #pragma once
 
 #include <singlequant/model/evaluate.hpp>
 #include <singlequant/model/llama.hpp>
 
+#include <formats/gguf.hpp>
 #include <formats/llama2c_model.hpp>
 #include <formats/llama2c_tokenizer.hpp>
 #include <formats/tokenizer.hpp>
@@ -22,8 +23,9 @@
 namespace singlequant_tools::cli {
 
 struct loaded_model {
-  std::string path, format;                     ///< format: "llama2c"
-  std::unique_ptr<llama2c::model> llama2c_file;  ///< owns the tensors `weights` views
+  std::string path, format;                     ///< format: "llama2c" or "gguf"
+  std::unique_ptr<llama2c::model> llama2c_file;  ///< owns the tensors `weights` views (llama2.c)
+  std::unique_ptr<singlequant::llama_model> owned;  ///< owns the tensors `weights` views (GGUF)
   singlequant::llama_weights weights;
   std::optional<tokenizer> tok;                 ///< when the file carries one or --tokenizer gave one
   int bos = 1;                                  ///< BOS id (also without a tokenizer)
@@ -46,10 +48,23 @@ inline loaded_model load_model(const std::string& path, const std::string& token
     if (!probe) throw usage_error("model '" + path + "': cannot open file");
     char magic[4] = {};
     probe.read(magic, 4);
-    if (probe.gcount() == 4 && std::string(magic, 4) == "GGUF")
-      // TODO(integration): tools/formats/gguf.hpp (branch `formats`) reads GGUF v2/v3 llama files into
-      // llama_weights + a singlequant_tools::tokenizer; plug it in here.
-      throw usage_error("model '" + path + "': GGUF input is not integrated in this build yet (use the llama2.c .bin)");
+    if (probe.gcount() == 4 && std::string(magic, 4) == "GGUF") {
+      // The tokenizer comes from the file (tokenizer.ggml.*); --tokenizer is not needed.
+      if (!tokenizer_path.empty())
+        throw usage_error("model '" + path + "': a GGUF file carries its tokenizer; drop --tokenizer");
+      singlequant::tools::gguf_llama g = singlequant::tools::read_gguf_llama_file(path);
+      m.format = "gguf";
+      m.owned = std::make_unique<singlequant::llama_model>(std::move(g.model));
+      m.weights = m.owned->weights();
+      m.bos = g.tokenizer.bos;
+      try {
+        m.tok = tokenizer::from_pieces(std::move(g.tokenizer.vocab), std::move(g.tokenizer.scores), g.tokenizer.bos,
+                                       g.tokenizer.eos);
+      } catch (const std::runtime_error& e) {
+        throw usage_error(std::string("model '") + path + "' (GGUF tokenizer): " + e.what());
+      }
+      return m;
+    }
   }
   m.format = "llama2c";
   try {

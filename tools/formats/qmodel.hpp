@@ -53,7 +53,7 @@ struct qmodel_file {
 [[nodiscard]] inline std::string describe_options(const quantize_model_options& o) {
   std::string s;
   auto line = [&](const std::string& key, const auto& value) { s += key + " = " + detail::message(value) + "\n"; };
-  auto qc = [&](const std::string& p, const quant_config& c) {
+  auto qc = [&](const std::string& p, const quant_options& c) {
     line(p + ".grid", static_cast<int>(c.grid));
     line(p + ".granularity", static_cast<int>(c.gran));
     line(p + ".group_size", c.group_size);
@@ -274,7 +274,7 @@ inline const char* site_name(std::size_t s) { return to_string(static_cast<site_
   put_f32(out, c.norm_eps);
   out.f64(c.rope_theta);
   out.u32(c.tied_classifier ? 1u : 0u);
-  const quant_config& a = m.activation_config();
+  const quant_options& a = m.activation_config();
   out.u32(static_cast<std::uint32_t>(a.grid));
   out.u32(static_cast<std::uint32_t>(a.gran));
   out.u64(a.group_size);
@@ -348,7 +348,7 @@ inline const char* site_name(std::size_t s) { return to_string(static_cast<site_
   detail::check(tied == 0, fn, "configuration flags ", tied, " (a quantised model is untied: 0)");
   c.tied_classifier = false;
   check_config(c, fn);
-  quant_config a;
+  quant_options a;
   const std::uint32_t grid = in.u32("activations"), gran = in.u32("activations");
   a.group_size = static_cast<std::size_t>(in.u64("activations"));
   a.clip_ratio = in.f64("activations");

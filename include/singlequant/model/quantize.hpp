@@ -13,11 +13,11 @@
 //      read its site (norms folded), the shared residual transform weight_term.max_rows / n_layers
 //      sampled rows of every layer's q/k/v/gate/up; weight_term.lambda = 0 is activation-only.
 //   3. fold + pack, per linear in double: W <- W diag(g) (norm gains), inputs W <- W R (R1, or the
-//      site's online R), o / down outputs W <- R1^T W; then INT4 with the weight quant_config
+//      site's online R), o / down outputs W <- R1^T W; then INT4 with the weight quant_options
 //      (per row or per group, both grids, MSE clip search). Embedding E R1 and classifier
 //      C diag(g_final) R1 stay float32 by default; the KV cache is float32.
 // The quantised forward pass (quantized_model::forward) applies each site's online transform, then
-// quantises the activations per token (activation quant_config) at every linear input, then runs
+// quantises the activations per token (activation quant_options) at every linear input, then runs
 // the linears. Backend today: simulated (dequantised weights, float32 products in the reference
 // order); the INT4 GEMM backend plugs in at detail::quantized_executor::linear.
 // Threads: options.threads (0: every core). Every stage splits its work into tasks that write
@@ -64,7 +64,7 @@ enum class quant_method {
   singlequant,  ///< Hadamard + ART + URT from calibration statistics: shared residual, per-layer online o_proj / down
 };
 
-/// How the linear weights are rounded to INT4 (both with the `weights` quant_config).
+/// How the linear weights are rounded to INT4 (both with the `weights` quant_options).
 enum class weight_quantizer {
   rtn,   ///< round to nearest (with the config's MSE clip search)
   gptq,  ///< GPTQ (gptq.hpp) with each linear's H = X^T X in the basis it is quantised in
@@ -73,10 +73,10 @@ enum class weight_quantizer {
 /// Everything quantize_model decides (see the file comment for the flow).
 struct quantize_model_options {
   /// Weights: per output row, -7..7, MSE clip search (ratios 1.0 .. 0.5).
-  quant_config weights{.grid = int4_grid::symmetric7, .gran = granularity::per_row, .group_size = 0,
+  quant_options weights{.grid = int4_grid::symmetric7, .gran = granularity::per_row, .group_size = 0,
                        .clip_ratio = 1.0, .asymmetric = false, .mse_clip_search = true};
   /// Activations: per token (per_row or per_group), clip 0.9 (QuaRot's default); no MSE search online.
-  quant_config activations{.grid = int4_grid::symmetric7, .gran = granularity::per_row, .group_size = 0,
+  quant_options activations{.grid = int4_grid::symmetric7, .gran = granularity::per_row, .group_size = 0,
                            .clip_ratio = 0.9};
   residual_mode residual = residual_mode::shared;
   transform_options residual_rules;  ///< rules of the residual transform(s)
@@ -147,7 +147,7 @@ class quantized_model {
   /// configuration is untied (tied_classifier false); exactly one of `classifier` (vocab x dim
   /// floats) and `classifier_weights` (INT4, vocab x dim) is given; online transforms have their
   /// site's width, the residual transform dim. Errors name the part and the sizes.
-  [[nodiscard]] static quantized_model from_parts(const llama_config& config, const quant_config& activations,
+  [[nodiscard]] static quantized_model from_parts(const llama_config& config, const quant_options& activations,
                                                   std::vector<float> embedding, std::vector<float> classifier,
                                                   std::optional<packed_int4> classifier_weights,
                                                   std::optional<site_transform> residual, std::vector<layer> layers) {
@@ -206,7 +206,7 @@ class quantized_model {
   }
 
   [[nodiscard]] const llama_config& config() const noexcept { return config_; }
-  [[nodiscard]] const quant_config& activation_config() const noexcept { return activations_; }
+  [[nodiscard]] const quant_options& activation_config() const noexcept { return activations_; }
   [[nodiscard]] std::span<const layer> layers() const noexcept { return layers_; }
   [[nodiscard]] const packed_int4& weight(std::size_t l, linear_kind kind) const {
     detail::check(l < layers_.size() && kind != linear_kind::classifier, "quantized_model::weight", "layer ", l,
@@ -256,7 +256,7 @@ class quantized_model {
   friend quantized_model quantize_model(const llama_weights&, std::span<const std::vector<std::int32_t>>,
                                         const quantize_model_options&, quantize_report*);
   llama_config config_;
-  quant_config activations_;
+  quant_options activations_;
   std::vector<float> embedding_, classifier_, classifier_dq_;
   std::optional<packed_int4> classifier_q_;
   std::optional<site_transform> residual_;
