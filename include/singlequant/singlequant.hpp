@@ -9,6 +9,7 @@
 #include "gptq.hpp"
 #include "hadamard.hpp"
 #include "int4.hpp"
+#include "int4_gemm.hpp"
 #include "kronecker.hpp"
 #include "quant.hpp"
 #include "reduce.hpp"
