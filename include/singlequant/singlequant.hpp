@@ -11,6 +11,7 @@
 #include "int4.hpp"
 #include "int4_gemm.hpp"
 #include "kronecker.hpp"
+#include "online_quant.hpp"
 #include "quant.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
