@@ -98,12 +98,25 @@ void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0) noexce
     unrolled<NP>([&](auto q) { w[q] = p.w + ((panel0 + q) * groups + g) * octets * int4_block_bytes; });
     const std::int8_t* a = p.a + m0 * p.lda + g * octets * 8;
     for (std::size_t o = 0; o < octets; ++o) {
-      unrolled<nv>([&](auto v) {
-        constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
-        typename Ops::wvec lo, hi;
-        Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo, hi);
-        unrolled<MR>([&](auto m) { acc[m][v] = Ops::dot8(acc[m][v], lo, hi, a + m * p.lda + o * 8); });
-      });
+      if constexpr (Ops::weights_outer) {
+        // Few registers (SSE, AVX2, scalar): one weight vector at a time, every row's codes live.
+        unrolled<nv>([&](auto v) {
+          constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
+          typename Ops::wvec lo, hi;
+          Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo, hi);
+          unrolled<MR>([&](auto m) { acc[m][v] = Ops::dot8(acc[m][v], lo, hi, a + m * p.lda + o * 8); });
+        });
+      } else {
+        // 32 registers: every weight vector of the octet unpacked once, one row's codes at a time.
+        typename Ops::wvec lo[nv], hi[nv];
+        unrolled<nv>([&](auto v) {
+          constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
+          Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo[v], hi[v]);
+        });
+        unrolled<MR>([&](auto m) {
+          unrolled<nv>([&](auto v) { acc[m][v] = Ops::dot8(acc[m][v], lo[v], hi[v], a + m * p.lda + o * 8); });
+        });
+      }
     }
     unrolled<MR>([&](auto m) {
       unrolled<nv>([&](auto v) {

@@ -23,6 +23,7 @@ struct avx2_int4_ops {
   using wvec = __m256i;
   static constexpr std::size_t lanes = 8;
   static constexpr std::size_t tile_rows = 4;    // 4 x 2 accumulators + weights fit 16 registers
+  static constexpr bool weights_outer = true;  // loop order of the tile (int4_gemm_kernels.hpp)
   static constexpr std::size_t tile_panels = 1;
 
   static ivec set1(std::int32_t v) noexcept { return _mm256_set1_epi32(v); }

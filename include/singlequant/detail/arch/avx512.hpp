@@ -32,7 +32,8 @@ struct avx512_int4_ops {
   using ivec = __m512i;
   using wvec = __m512i;
   static constexpr std::size_t lanes = 16;
-  static constexpr std::size_t tile_rows = 6;    // activation rows per register tile
+  static constexpr std::size_t tile_rows = 4;    // activation rows per register tile
+  static constexpr bool weights_outer = false;  // loop order of the tile (int4_gemm_kernels.hpp)
   static constexpr std::size_t tile_panels = 4;  // 16-row weight panels per register tile
 
   static ivec set1(std::int32_t v) noexcept { return _mm512_set1_epi32(v); }

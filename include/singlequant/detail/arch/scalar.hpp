@@ -18,6 +18,7 @@ struct scalar_int4_ops {
   using wvec = std::uint32_t;  // 4 bytes, byte b in bits 8b..8b+7
   static constexpr std::size_t lanes = 1;
   static constexpr std::size_t tile_rows = 1;
+  static constexpr bool weights_outer = true;  // loop order of the tile (int4_gemm_kernels.hpp)
   static constexpr std::size_t tile_panels = 1;
 
   static ivec set1(std::int32_t v) noexcept { return v; }

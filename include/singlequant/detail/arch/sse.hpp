@@ -24,6 +24,7 @@ struct sse_int4_common {
   using wvec = __m128i;
   static constexpr std::size_t lanes = 4;
   static constexpr std::size_t tile_rows = 2;
+  static constexpr bool weights_outer = true;  // loop order of the tile (int4_gemm_kernels.hpp)
   static constexpr std::size_t tile_panels = 1;
 
   static ivec set1(std::int32_t v) noexcept { return _mm_set1_epi32(v); }
