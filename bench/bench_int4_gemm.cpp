@@ -3,10 +3,14 @@
 //    divided by int4_gemm's time (> 1: int4_gemm is faster), and int8_peak = achieved multiply-adds per
 //    second over a one-core vpdpbusd peak measured in the same process (a loop of 12 independent
 //    vpdpbusd zmm chains on registers: 64 multiply-adds per instruction; int4_gemm runs one thread).
+//  * online: transform_and_quantize (randomised Hadamard of the site, then per-token INT4 packing) of
+//    `tokens` rows of 11008, with share = its time over the time of the int4_gemm that consumes
+//    them (the down projection, N = 4096, K = 11008, M = tokens) in the same call.
 //  * GEMV (M = 1): counter vs_read_pass = time of a read-only pass over the weights' kernel-layout
 //    bytes divided by int4_gemm's time (1: as fast as reading the weights).
 // Needs -march=native (SINGLEQUANT_NATIVE) for the AVX-512 paths; without OpenBLAS vs_sgemm is absent.
 #include <singlequant/int4_gemm.hpp>
+#include <singlequant/online_quant.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -125,7 +129,44 @@ void bm_int4_gemm(benchmark::State& state) {
   state.SetLabel(std::string(sq::isa_name(sq::active_isa())) + (sq::int4_gemm_uses_vnni() ? "+vnni" : ""));
 }
 
+void bm_online(benchmark::State& state) {
+  const auto tokens = static_cast<std::size_t>(state.range(0));
+  constexpr std::size_t n = 11008, outs = 4096;
+  sq::transform_factor f;
+  f.size = n;
+  f.hadamard.randomized = true;
+  f.rotations = sq::givens_sequence<double>(n);
+  const sq::site_transform r(std::move(f));
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x0(tokens * n);
+  for (auto& v : x0) v = normal(rng);
+  std::vector<float> x = x0;
+  sq::packed_int4 a(tokens, n, sq::granularity::per_row, 0, sq::int4_grid::symmetric7, false);
+  for (auto _ : state) {
+    state.PauseTiming();
+    x = x0;
+    state.ResumeTiming();
+    sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
+    benchmark::DoNotOptimize(a.codes().data());
+  }
+  double best_online = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    x = x0;
+    const auto t0 = std::chrono::steady_clock::now();
+    sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
+    best_online = std::min(best_online, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const sq::int4_gemm_weights w(random_int4(outs, n, sq::granularity::per_row, 0, 4));
+  std::vector<float> y(tokens * outs);
+  const double gemm = best_seconds([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), tokens, outs)); }, 3);
+  state.counters["share"] = best_online / gemm;
+  state.counters["us/token"] = best_online / static_cast<double>(tokens) * 1e6;
+}
+
 }  // namespace
+
+BENCHMARK(bm_online)->ArgNames({"tokens"})->Arg(1)->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Args: M, N, K, group (0: per-row weight scales), threads.
 BENCHMARK(bm_int4_gemm)
