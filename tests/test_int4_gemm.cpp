@@ -119,6 +119,8 @@ TEST_CASE("int4_gemm: empty shapes and bad input") {
                           "int4_gemm_weights", "zero points");
   SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm_weights(sq::packed_int4(4, 64, granularity::per_column, 0, int4_grid::full8, false)),
                           "int4_gemm_weights", "per_column");
+  SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm_weights(sq::packed_int4(1, std::size_t{1} << 23, granularity::per_row, 0, int4_grid::full8, false)),
+                          "int4_gemm_weights", "K = 8388608", "2^23");
   auto w_nan = wq;
   w_nan.scales()[2] = std::nanf("");
   SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm_weights{w_nan}, "int4_gemm_weights", "row 2", "not finite");

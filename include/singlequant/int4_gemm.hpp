@@ -44,7 +44,7 @@ struct int4_gemm_options {
 /// INT4 weights (N x K) repacked once into the kernel layout of int4_gemm (see the file comment).
 /// Built from a symmetric packed_int4 with per_tensor, per_row or per_group scales.
 /// Errors: zero points, per_column scales, a code outside the tensor's grid (-8 in a symmetric7
-/// tensor), K >= 2^24 (int32 headroom), a non-finite scale.
+/// tensor), K >= 2^23 (int32 headroom), a non-finite scale.
 class int4_gemm_weights {
  public:
   int4_gemm_weights() = default;
@@ -54,7 +54,8 @@ class int4_gemm_weights {
                   " have zero points; int4_gemm takes symmetric tensors");
     detail::check(w.gran() != granularity::per_column, fn, "per_column weight scales (", w.rows(), " x ",
                   w.cols(), ") are not supported; use per_row or per_group");
-    detail::check(w.cols() < (std::size_t{1} << 24), fn, "K = ", w.cols(), " exceeds 2^24 - 1");
+    // |corr + partial sum| <= (64 + 120) K stays inside int32 for K < 2^23.
+    detail::check(w.cols() < (std::size_t{1} << 23), fn, "K = ", w.cols(), " exceeds 2^23 - 1");
     group_ = w.gran() == granularity::per_group ? w.group_size() : w.cols();
     groups_ = group_ == 0 ? 0 : w.cols() / group_;
     octets_ = (group_ + 7) / 8;
