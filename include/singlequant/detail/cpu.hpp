@@ -60,6 +60,17 @@ inline std::uint64_t read_xcr0() noexcept {
 
 constexpr bool bit(std::uint32_t value, int index) noexcept { return ((value >> index) & 1U) != 0; }
 
+/// CPUID.(7,0):ECX bit 11, AVX512_VNNI (vpdpbusd); cached. Only meaningful where AVX-512 runs (the
+/// avx512bw path, which isa.hpp already checked against XCR0, is its only user).
+inline bool cpu_has_avx512_vnni() noexcept {
+#if SINGLEQUANT_X86
+  static const bool has = cpuid(0, 0).eax >= 7 && bit(cpuid(7, 0).ecx, 11);
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace detail
 
 SINGLEQUANT_END_NAMESPACE

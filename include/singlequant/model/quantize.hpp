@@ -41,6 +41,7 @@
 #include "../detail/random.hpp"
 #include "../gptq.hpp"
 #include "../int4.hpp"
+#include "../int4_gemm.hpp"
 #include "../quant.hpp"
 #include "../stats.hpp"
 #include "../transform.hpp"
@@ -130,6 +131,12 @@ struct quantize_report {
   std::size_t residual_rotations = 0;  ///< Givens rotations in the residual transform(s)
   std::size_t online_rotations = 0;    ///< in the online transforms
   quant_report weights;                ///< what the weight quantiser saw (all linears)
+};
+
+/// How quantized_model::forward multiplies by its INT4 linears.
+enum class w4a4_backend {
+  simulated,  ///< float32 product with the dequantised weights (the reference semantics)
+  int4,       ///< int4_gemm on the packed weights and the per-token packed activations
 };
 
 /// A W4A4 decoder: packed INT4 linears (and their dequantised copies for the simulated backend),
@@ -239,6 +246,37 @@ class quantized_model {
     return {dequantized_.at(l)[static_cast<std::size_t>(kind)].data(), shape[0], shape[1]};
   }
 
+  /// Chooses the product of forward(). int4 repacks every INT4 linear once (int4_gemm_weights, about
+  /// the packed bytes again) and quantises each site input per token with activation_config() into a
+  /// packed_int4 that int4_gemm multiplies; the logits match the simulated backend up to float
+  /// summation order (integer sums are exact). Errors (int4): activation scales other than per_row,
+  /// asymmetric activations or weights.
+  void set_backend(w4a4_backend backend) {
+    constexpr const char* fn = "quantized_model::set_backend";
+    detail::check_enum(fn, "backend", backend, w4a4_backend::int4);
+    if (backend == w4a4_backend::simulated) {
+      gemm_.clear();
+      classifier_gemm_.reset();
+    } else {
+      detail::check(activations_.gran == granularity::per_row && !activations_.asymmetric, fn,
+                    "the int4 backend needs symmetric per_row activations");
+      std::vector<std::array<int4_gemm_weights, 7>> gemm(layers_.size());
+      for (std::size_t l = 0; l < layers_.size(); ++l)
+        for (const linear_kind kind : layer_linears)
+          gemm[l][static_cast<std::size_t>(kind)] = int4_gemm_weights(layers_[l].linears[static_cast<std::size_t>(kind)]);
+      if (classifier_q_) classifier_gemm_.emplace(*classifier_q_);
+      gemm_ = std::move(gemm);
+    }
+    backend_ = backend;
+  }
+  [[nodiscard]] w4a4_backend backend() const noexcept { return backend_; }
+  /// The int4 backend's kernel layout of a linear (nullptr with the simulated backend).
+  [[nodiscard]] const int4_gemm_weights* gemm_weights(std::size_t l, linear_kind kind) const noexcept {
+    if (backend_ != w4a4_backend::int4) return nullptr;
+    if (kind == linear_kind::classifier) return classifier_gemm_ ? &*classifier_gemm_ : nullptr;
+    return l < gemm_.size() ? &gemm_[l][static_cast<std::size_t>(kind)] : nullptr;
+  }
+
   /// Runs tokens of one sequence through the W4A4 model (positions cache.length() + t; logits as in
   /// forward()). hooks.on_site_input sees each site input after its online transform, before the
   /// activations are quantised.
@@ -262,6 +300,9 @@ class quantized_model {
   std::optional<site_transform> residual_;
   std::vector<layer> layers_;
   std::vector<std::array<std::vector<float>, 7>> dequantized_;
+  w4a4_backend backend_ = w4a4_backend::simulated;
+  std::vector<std::array<int4_gemm_weights, 7>> gemm_;
+  std::optional<int4_gemm_weights> classifier_gemm_;
 };
 
 namespace detail {
@@ -271,6 +312,8 @@ namespace detail {
 struct quantized_executor {
   const quantized_model* model;
   const forward_hooks* hooks;
+  mutable packed_int4 packed{};       // int4 backend: the last site input, quantised per token
+  mutable bool packed_valid = false;
   void embed(std::int32_t token, float* row) const {
     const auto e = model->embedding().row(static_cast<std::size_t>(token));
     std::copy(e.begin(), e.end(), row);
@@ -279,10 +322,22 @@ struct quantized_executor {
   void site_input(site_id site, std::size_t sequence, matrix_view<float> x) const {
     if (const site_transform* r = model->online(site.layer, site.kind)) r->apply_rows(x);
     if (hooks != nullptr && hooks->on_site_input) hooks->on_site_input(site, sequence, x);
+    packed_valid = false;
     if (site.kind == site_kind::classifier_input && !model->classifier_weights()) return;
+    if (model->backend() == w4a4_backend::int4) {
+      // x keeps the simulated backend's values (fake_quantize is exactly this pair).
+      packed = quantize(matrix_view<const float>(x), model->activation_config());
+      dequantize(packed, x);
+      packed_valid = true;
+      return;
+    }
     fake_quantize<float>(x, x, model->activation_config());
   }
   void linear(linear_kind kind, std::size_t layer, matrix_view<const float> x, matrix_view<float> y) const {
+    if (const int4_gemm_weights* w = model->gemm_weights(layer, kind); packed_valid && w != nullptr) {
+      int4_gemm(packed, *w, y);
+      return;
+    }
     linear_float(x, model->dequantized(layer, kind), y);
   }
 };
@@ -352,7 +407,7 @@ inline void quantized_model::forward(std::span<const std::int32_t> tokens, kv_ca
                                      matrix_view<float> logits, const forward_hooks& hooks,
                                      std::size_t sequence) const {
   detail::check(!layers_.empty(), "quantized_model::forward", "empty model (use quantize_model)");
-  detail::quantized_executor ex{this, &hooks};
+  detail::quantized_executor ex{this, &hooks, {}, false};
   detail::forward_scratch scratch;
   detail::decoder_forward(ex, config_, tokens, cache, logits, sequence, scratch);
 }

@@ -1,0 +1,187 @@
+// INT4 x INT4 GEMM and GEMV (int4_gemm.hpp) against same-run references:
+//  * GEMM (M = 512): counter vs_sgemm = time of OpenBLAS cblas_sgemm (one thread) on the same shape
+//    divided by int4_gemm's time (> 1: int4_gemm is faster), and int8_peak = achieved multiply-adds per
+//    second over a one-core vpdpbusd peak measured in the same process (a loop of 12 independent
+//    vpdpbusd zmm chains on registers: 64 multiply-adds per instruction; int4_gemm runs one thread).
+//  * online: transform_and_quantize (randomised Hadamard of the site, then per-token INT4 packing) of
+//    `tokens` rows of 11008, with share = its time over the time of the int4_gemm that consumes
+//    them (the down projection, N = 4096, K = 11008, M = tokens) in the same call.
+//  * GEMV (M = 1): counter vs_read_pass = time of a read-only pass over the weights' kernel-layout
+//    bytes divided by int4_gemm's time (1: as fast as reading the weights).
+// Needs -march=native (SINGLEQUANT_NATIVE) for the AVX-512 paths; without OpenBLAS vs_sgemm is absent.
+#include <singlequant/int4_gemm.hpp>
+#include <singlequant/online_quant.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#if SINGLEQUANT_BENCH_OPENBLAS
+#  include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+#endif
+#if defined(__AVX512VNNI__)
+#  include <immintrin.h>
+#endif
+
+#include "bench_support.hpp"
+
+namespace sq = singlequant;
+
+namespace {
+
+sq::packed_int4 random_int4(std::size_t rows, std::size_t cols, sq::granularity gran, std::size_t group,
+                            std::uint64_t seed) {
+  sq::packed_int4 q(rows, cols, gran, group, sq::int4_grid::symmetric7, false);
+  std::mt19937_64 rng(seed);
+  for (auto& b : q.codes()) {
+    const auto lo = static_cast<unsigned>(rng() % 15), hi = static_cast<unsigned>(rng() % 15);
+    b = static_cast<std::uint8_t>(sq::to_nibble(static_cast<int>(lo) - 7) | sq::to_nibble(static_cast<int>(hi) - 7) << 4);
+  }
+  for (auto& s : q.scales()) s = 0.01f + static_cast<float>(rng() % 100) * 1e-4f;
+  return q;
+}
+
+template <class F>
+double best_seconds(F&& f, int repeats) {
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+/// Multiply-adds per second of vpdpbusd on one core (0 without AVX512_VNNI in this build).
+double vnni_peak_macs() {
+#if defined(__AVX512VNNI__)
+  static const double peak = [] {
+    constexpr long iterations = 4'000'000;
+    const double s = best_seconds([] {
+      __m512i acc[12];
+      for (auto& a : acc) a = _mm512_set1_epi32(1);
+      const __m512i u = _mm512_set1_epi8(3), v = _mm512_set1_epi8(-2);
+      for (long i = 0; i < iterations; ++i)
+        for (auto& a : acc) a = _mm512_dpbusd_epi32(a, u, v);
+      __m512i sum = acc[0];
+      for (int k = 1; k < 12; ++k) sum = _mm512_add_epi32(sum, acc[k]);
+      benchmark::DoNotOptimize(sum);
+    }, 5);
+    return static_cast<double>(iterations) * 12 * 64 / s;
+  }();
+  return peak;
+#else
+  return 0;
+#endif
+}
+
+void bm_int4_gemm(benchmark::State& state) {
+  const auto m = static_cast<std::size_t>(state.range(0)), n = static_cast<std::size_t>(state.range(1)),
+             k = static_cast<std::size_t>(state.range(2)), group = static_cast<std::size_t>(state.range(3));
+  const auto threads = static_cast<std::size_t>(state.range(4));
+  const auto a = random_int4(m, k, sq::granularity::per_row, 0, 1);
+  const auto wq = random_int4(n, k, group == 0 ? sq::granularity::per_row : sq::granularity::per_group, group, 2);
+  const sq::int4_gemm_weights w(wq);
+  std::vector<float> y(m * n);
+  const sq::int4_gemm_options options{.threads = threads};
+  for (auto _ : state) {
+    sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), m, n), options);
+    benchmark::DoNotOptimize(y.data());
+  }
+  const double seconds = [&] {
+    return best_seconds([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), m, n), options); }, 3);
+  }();
+  const double macs = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  state.counters["GMAC/s"] = macs / seconds * 1e-9;
+  if (m > 8) {
+#if SINGLEQUANT_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+    std::vector<float> af(m * k, 0.5f), wf(n * k, 0.25f), yf(m * n);
+    const double sgemm = best_seconds([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                  static_cast<int>(k), 1.0f, af.data(), static_cast<int>(k), wf.data(), static_cast<int>(k), 0.0f,
+                  yf.data(), static_cast<int>(n));
+    }, 3);
+    state.counters["vs_sgemm"] = sgemm / seconds;
+#endif
+    if (vnni_peak_macs() > 0) state.counters["int8_peak"] = macs / seconds / (vnni_peak_macs() * static_cast<double>(threads));
+  } else {
+    const auto bytes = w.codes();
+    const double read = best_seconds([&] {
+      std::uint64_t words[8] = {};
+      const std::size_t count = bytes.size() / 64;
+      for (std::size_t i = 0; i < count; ++i) {
+        std::uint64_t block[8];
+        std::memcpy(block, bytes.data() + 64 * i, 64);
+        for (int l = 0; l < 8; ++l) words[l] += block[l];
+      }
+      benchmark::DoNotOptimize(words);
+    }, 5);
+    state.counters["vs_read_pass"] = read / seconds;
+    state.counters["GB/s"] = static_cast<double>(bytes.size()) / seconds * 1e-9;
+  }
+  state.SetLabel(std::string(sq::isa_name(sq::active_isa())) + (sq::int4_gemm_uses_vnni() ? "+vnni" : ""));
+}
+
+void bm_online(benchmark::State& state) {
+  const auto tokens = static_cast<std::size_t>(state.range(0));
+  constexpr std::size_t n = 11008, outs = 4096;
+  sq::transform_factor f;
+  f.size = n;
+  f.hadamard.randomized = true;
+  f.rotations = sq::givens_sequence<double>(n);
+  const sq::site_transform r(std::move(f));
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x0(tokens * n);
+  for (auto& v : x0) v = normal(rng);
+  std::vector<float> x = x0;
+  sq::packed_int4 a(tokens, n, sq::granularity::per_row, 0, sq::int4_grid::symmetric7, false);
+  for (auto _ : state) {
+    state.PauseTiming();
+    x = x0;
+    state.ResumeTiming();
+    sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
+    benchmark::DoNotOptimize(a.codes().data());
+  }
+  double best_online = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    x = x0;
+    const auto t0 = std::chrono::steady_clock::now();
+    sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
+    best_online = std::min(best_online, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const sq::int4_gemm_weights w(random_int4(outs, n, sq::granularity::per_row, 0, 4));
+  std::vector<float> y(tokens * outs);
+  const double gemm = best_seconds([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), tokens, outs)); }, 3);
+  state.counters["share"] = best_online / gemm;
+  state.counters["us/token"] = best_online / static_cast<double>(tokens) * 1e6;
+}
+
+}  // namespace
+
+BENCHMARK(bm_online)->ArgNames({"tokens"})->Arg(1)->Arg(512)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Args: M, N, K, group (0: per-row weight scales), threads.
+BENCHMARK(bm_int4_gemm)
+    ->ArgNames({"M", "N", "K", "group", "threads"})
+    ->Args({512, 4096, 4096, 0, 1})
+    ->Args({512, 11008, 4096, 0, 1})
+    ->Args({512, 4096, 4096, 128, 1})
+    ->Args({512, 4096, 11008, 0, 1})
+    ->Args({1, 4096, 4096, 0, 1})
+    ->Args({1, 11008, 4096, 0, 1})
+    ->Args({1, 4096, 11008, 0, 1})
+    ->Args({1, 4096, 4096, 128, 1})
+    ->Args({8, 4096, 4096, 0, 1})
+    ->Args({1, 11008, 4096, 0, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+BENCHMARK_MAIN();

@@ -1,0 +1,77 @@
+// singlequant/detail/arch/sse.hpp - SSE2 and SSSE3 intrinsics of the INT4 GEMM (the ops shape is
+// described in detail/arch/avx512.hpp). No FMA: fold multiplies then adds.
+#ifndef SINGLEQUANT_DETAIL_ARCH_SSE_HPP
+#define SINGLEQUANT_DETAIL_ARCH_SSE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "../../config.hpp"
+
+#if defined(__SSE2__)
+#  include <emmintrin.h>
+#  if defined(__SSSE3__)
+#    include <tmmintrin.h>
+#  endif
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail::arch {
+namespace {
+
+struct sse_int4_common {
+  using ivec = __m128i;
+  using wvec = __m128i;
+  static constexpr std::size_t lanes = 4;
+  static constexpr std::size_t tile_rows = 2;
+  static constexpr bool weights_outer = true;  // loop order of the tile (int4_gemm_kernels.hpp)
+  static constexpr std::size_t tile_panels = 1;
+
+  static ivec set1(std::int32_t v) noexcept { return _mm_set1_epi32(v); }
+  static void unpack(const std::uint8_t* p, wvec& lo, wvec& hi) noexcept {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    lo = _mm_and_si128(raw, mask);
+    hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+  }
+  static void fold(float* c, const float* s, ivec acc) noexcept {
+    _mm_storeu_ps(c, _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(acc), _mm_loadu_ps(s)), _mm_loadu_ps(c)));
+  }
+  static __m128i broadcast4(const std::int8_t* a) noexcept {
+    std::int32_t v = 0;
+    std::memcpy(&v, a, 4);
+    return _mm_set1_epi32(v);
+  }
+};
+
+/// SSE2 has no u8 x s8 multiply: even and odd bytes are widened to int16 and pmaddwd'ed
+/// (lane = w0 a0 + w2 a2 + w1 a1 + w3 a3, exact).
+struct sse2_int4_ops : sse_int4_common {
+  static __m128i dot4(__m128i w, __m128i b) noexcept {
+    const __m128i w_even = _mm_and_si128(w, _mm_set1_epi16(0x00FF));
+    const __m128i w_odd = _mm_srli_epi16(w, 8);
+    const __m128i b_even = _mm_srai_epi16(_mm_slli_epi16(b, 8), 8);
+    const __m128i b_odd = _mm_srai_epi16(b, 8);
+    return _mm_add_epi32(_mm_madd_epi16(w_even, b_even), _mm_madd_epi16(w_odd, b_odd));
+  }
+  static ivec dot8(ivec acc, wvec lo, wvec hi, const std::int8_t* a) noexcept {
+    return _mm_add_epi32(acc, _mm_add_epi32(dot4(lo, broadcast4(a)), dot4(hi, broadcast4(a + 4))));
+  }
+};
+
+#  if defined(__SSSE3__)
+/// pmaddubsw + pmaddwd, exact as in the AVX2 path.
+struct ssse3_int4_ops : sse_int4_common {
+  static ivec dot8(ivec acc, wvec lo, wvec hi, const std::int8_t* a) noexcept {
+    const __m128i pairs = _mm_add_epi16(_mm_maddubs_epi16(lo, broadcast4(a)), _mm_maddubs_epi16(hi, broadcast4(a + 4)));
+    return _mm_add_epi32(acc, _mm_madd_epi16(pairs, _mm_set1_epi16(1)));
+  }
+};
+#  endif
+
+}  // namespace
+}  // namespace detail::arch
+SINGLEQUANT_END_NAMESPACE
+
+#endif
+#endif  // SINGLEQUANT_DETAIL_ARCH_SSE_HPP

@@ -1,0 +1,237 @@
+// singlequant/detail/int4_gemm_kernels.hpp - INT4 x INT4 GEMM / GEMV micro-kernels (ISA-neutral;
+// the intrinsics are in detail/arch/).
+//
+// Kernel layout of the weights (built once by int4_gemm_weights, int4_gemm.hpp):
+//   * Rows (output channels) in panels of 16; the last panel is padded with zero rows.
+//   * K in groups (the weights' scale groups; one group of K for per-row scales), each padded with
+//     zeros to a multiple of 8 codes ("octets").
+//   * Panel p, group g, octet o is one 64-byte block at ((p * groups + g) * octets + o) * 64; byte
+//     4 j + b of it holds, for row 16 p + j, u(8 o + b) in the low nibble and u(8 o + 4 + b) in the
+//     high nibble, where u = code + 8 (0..15, unsigned) and 8 o indexes the group's padded codes.
+//   * Scales: 16 floats per (panel, group) at (p * groups + g) * 16 (0 for padding rows).
+// Activations are unpacked per call to signed bytes in the same padded group layout, with
+// corr(m, g) = -8 * sum of row m's codes in group g, so that
+//   sum_k u_k a_k + corr = sum_k (w_k + 8) a_k - 8 sum_k a_k = sum_k w_k a_k   (exact in int32),
+// which lets vpdpbusd (unsigned x signed bytes) run on the codes directly.
+// Output: y(m, n) = sa(m) * sum_g float(acc(m, n, g)) * sw(n, g) [+ bias(n)] [+ y(m, n)], the sum
+// over g in increasing order with one fma per group on every path (the SSE paths multiply then add).
+// Each output is computed by one tile with the same operations whatever the blocking or thread
+// split, so results do not depend on the thread count.
+#ifndef SINGLEQUANT_DETAIL_INT4_GEMM_KERNELS_HPP
+#define SINGLEQUANT_DETAIL_INT4_GEMM_KERNELS_HPP
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "../config.hpp"
+#include "arch/avx2.hpp"
+#include "arch/avx512.hpp"
+#include "arch/scalar.hpp"
+#include "arch/sse.hpp"
+#include "cpu.hpp"
+#include "simd_core.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail {
+
+/// Rows per weight panel and bytes per (panel, octet) block of the kernel layout.
+inline constexpr std::size_t int4_panel_rows = 16;
+inline constexpr std::size_t int4_block_bytes = 64;
+
+/// One product's operands (plain pointers and sizes; see the file comment for the layouts).
+struct int4_gemm_problem {
+  const std::int8_t* a = nullptr;       // m x lda signed codes, groups * octets * 8 used per row
+  std::size_t lda = 0;
+  const std::int32_t* a_corr = nullptr;  // m x groups
+  const float* a_scales = nullptr;       // m
+  const std::uint8_t* w = nullptr;       // panels x groups x octets x 64 bytes
+  const float* w_scales = nullptr;       // panels x groups x 16
+  const float* bias = nullptr;           // n floats or null
+  float* y = nullptr;                    // m x ldy
+  std::size_t ldy = 0;
+  std::size_t m = 0, n = 0, groups = 0, octets = 0;
+  bool accumulate = false;
+  bool allow_vnni = true;  // avx512bw: use vpdpbusd when the CPU has it (tests turn it off)
+};
+
+template <class Arch>
+struct int4_gemm_kernel {
+  /// Rows [m0, m1) x panels [panel0, panel1) of the output.
+  static void run(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size_t panel0,
+                  std::size_t panel1) noexcept;
+  /// Whether run() uses vpdpbusd with this problem's allow_vnni = true (false off avx512bw).
+  static bool uses_vnni() noexcept;
+};
+
+namespace int4_gemm_impl {
+
+template <std::size_t... I, class F>
+SINGLEQUANT_INLINE void unrolled(std::index_sequence<I...>, F&& f) {
+  (f(std::integral_constant<std::size_t, I>{}), ...);
+}
+/// f(integral_constant<0>), ..., f(integral_constant<N - 1>), unrolled at compile time so that the
+/// accumulator arrays of a tile stay in registers.
+template <std::size_t N, class F>
+SINGLEQUANT_INLINE void unrolled(F&& f) {
+  unrolled(std::make_index_sequence<N>(), f);
+}
+
+/// MR rows x NP panels of the output (c: MR x NP * 16 floats of scratch), then the epilogue.
+template <class Ops, std::size_t MR, std::size_t NP>
+void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0) noexcept {
+  constexpr std::size_t per_panel = int4_panel_rows / Ops::lanes;  // vectors per panel
+  constexpr std::size_t nv = NP * per_panel;
+  constexpr std::size_t width = NP * int4_panel_rows;
+  alignas(64) float c[MR * width] = {};
+  const std::size_t groups = p.groups, octets = p.octets;
+  for (std::size_t g = 0; g < groups; ++g) {
+    typename Ops::ivec acc[MR][nv];
+    unrolled<MR>([&](auto m) {
+      const auto init = Ops::set1(p.a_corr[(m0 + m) * groups + g]);
+      unrolled<nv>([&](auto v) { acc[m][v] = init; });
+    });
+    const std::uint8_t* w[NP];
+    unrolled<NP>([&](auto q) { w[q] = p.w + ((panel0 + q) * groups + g) * octets * int4_block_bytes; });
+    const std::int8_t* a = p.a + m0 * p.lda + g * octets * 8;
+    for (std::size_t o = 0; o < octets; ++o) {
+      if constexpr (Ops::weights_outer) {
+        // Few registers (SSE, AVX2, scalar): one weight vector at a time, every row's codes live.
+        unrolled<nv>([&](auto v) {
+          constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
+          typename Ops::wvec lo, hi;
+          Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo, hi);
+          unrolled<MR>([&](auto m) { acc[m][v] = Ops::dot8(acc[m][v], lo, hi, a + m * p.lda + o * 8); });
+        });
+      } else {
+        // 32 registers: every weight vector of the octet unpacked once, one row's codes at a time.
+        typename Ops::wvec lo[nv], hi[nv];
+        unrolled<nv>([&](auto v) {
+          constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
+          Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo[v], hi[v]);
+        });
+        unrolled<MR>([&](auto m) {
+          unrolled<nv>([&](auto v) { acc[m][v] = Ops::dot8(acc[m][v], lo[v], hi[v], a + m * p.lda + o * 8); });
+        });
+      }
+    }
+    unrolled<MR>([&](auto m) {
+      unrolled<nv>([&](auto v) {
+        constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
+        const float* s = p.w_scales + ((panel0 + q) * groups + g) * int4_panel_rows + part * Ops::lanes;
+        Ops::fold(c + m * width + v * Ops::lanes, s, acc[m][v]);
+      });
+    });
+  }
+  const std::size_t n0 = panel0 * int4_panel_rows;
+  const std::size_t n_end = std::min(p.n, n0 + width);
+  for (std::size_t m = 0; m < MR; ++m) {
+    const float sa = p.a_scales[m0 + m];
+    float* y = p.y + (m0 + m) * p.ldy;
+    for (std::size_t n = n0; n < n_end; ++n) {
+      float v = sa * c[m * width + (n - n0)];
+      if (p.bias != nullptr) v += p.bias[n];
+      y[n] = p.accumulate ? y[n] + v : v;
+    }
+  }
+}
+
+template <class Ops>
+using tile_fn = void (*)(const int4_gemm_problem&, std::size_t, std::size_t) noexcept;
+
+template <class Ops, std::size_t... R, std::size_t... Q>
+constexpr auto tile_table(std::index_sequence<R...>, std::index_sequence<Q...>) {
+  // table[(r - 1) * NP + (q - 1)] runs an r x q tile (the tails of the blocking).
+  std::array<tile_fn<Ops>, sizeof...(R) * sizeof...(Q)> table{};
+  std::size_t i = 0;
+  auto row = [&](auto r) { ((table[i++] = &tile<Ops, decltype(r)::value + 1, Q + 1>), ...); };
+  (row(std::integral_constant<std::size_t, R>{}), ...);
+  return table;
+}
+
+/// Weight bytes of one panel block kept in L2 while every row tile passes over it.
+inline constexpr std::size_t panel_block_bytes = std::size_t{256} << 10;
+
+template <class Ops>
+void drive(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size_t panel0,
+           std::size_t panel1) noexcept {
+  constexpr std::size_t mr = Ops::tile_rows, np = Ops::tile_panels;
+  static constexpr auto table = tile_table<Ops>(std::make_index_sequence<mr>(), std::make_index_sequence<np>());
+  const std::size_t panel_bytes = std::max<std::size_t>(1, p.groups * p.octets * int4_block_bytes);
+  const std::size_t block = std::max<std::size_t>(np, panel_block_bytes / panel_bytes / np * np);
+  for (std::size_t b0 = panel0; b0 < panel1; b0 += block) {
+    const std::size_t b1 = std::min(panel1, b0 + block);
+    for (std::size_t m = m0; m < m1; m += mr) {
+      const std::size_t rows = std::min(mr, m1 - m);
+      for (std::size_t q = b0; q < b1; q += np) {
+        const std::size_t panels = std::min(np, b1 - q);
+        table[(rows - 1) * np + (panels - 1)](p, m, q);
+      }
+    }
+  }
+}
+
+}  // namespace int4_gemm_impl
+
+template <class Arch>
+void int4_gemm_kernel<Arch>::run(const int4_gemm_problem& p, std::size_t m0, std::size_t m1,
+                                 std::size_t panel0, std::size_t panel1) noexcept {
+  if (m0 >= m1 || panel0 >= panel1) return;
+  using namespace int4_gemm_impl;
+  if constexpr (simd::is_scalar_v<Arch>) {
+    drive<arch::scalar_int4_ops>(p, m0, m1, panel0, panel1);
+    return;
+  } else {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+      if (p.allow_vnni && uses_vnni())
+        drive<arch::avx512_int4_ops<true>>(p, m0, m1, panel0, panel1);
+      else
+        drive<arch::avx512_int4_ops<false>>(p, m0, m1, panel0, panel1);
+      return;
+    }
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
+      drive<arch::avx2_int4_ops>(p, m0, m1, panel0, panel1);
+      return;
+    }
+#endif
+#if defined(__SSSE3__)
+    if constexpr (std::is_base_of_v<xsimd::ssse3, Arch>) {
+      drive<arch::ssse3_int4_ops>(p, m0, m1, panel0, panel1);
+      return;
+    }
+#endif
+#if defined(__SSE2__)
+    if constexpr (std::is_base_of_v<xsimd::sse2, Arch>) {
+      drive<arch::sse2_int4_ops>(p, m0, m1, panel0, panel1);
+      return;
+    }
+#endif
+    drive<arch::scalar_int4_ops>(p, m0, m1, panel0, panel1);
+  }
+}
+
+template <class Arch>
+bool int4_gemm_kernel<Arch>::uses_vnni() noexcept {
+  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
+#if defined(__AVX512VNNI__)
+    return true;
+#else
+    return cpu_has_avx512_vnni();
+#endif
+  } else {
+    return false;
+  }
+}
+
+SINGLEQUANT_EXTERN_KERNEL(int4_gemm_kernel)
+
+}  // namespace detail
+SINGLEQUANT_END_NAMESPACE
+
+#endif  // SINGLEQUANT_DETAIL_INT4_GEMM_KERNELS_HPP
