@@ -544,13 +544,14 @@ int cmd_generate(int argc, char** argv) {
   cli::arguments a(
       "generate", "MODEL --prompt TEXT [options]",
       "Quantises MODEL with --method (fp: no quantisation) and continues the prompt with -n tokens,\n"
-      "printing the text on stdout and the speed on stderr. The W4A4 model is simulated (dequantised\n"
-      "INT4 weights, quantised activations), so tokens/s measures the simulation, not an INT4 kernel.",
+      "printing the text on stdout and the speed on stderr. The W4A4 model runs on the INT4 GEMM kernels\n"
+      "(--backend int4, default) or on the simulated path (dequantised weights, float products).",
       with_model_options({
           {"--prompt", "TEXT", "the prompt (BOS is prepended; may be empty)"},
           {"-n", "N", "tokens to generate (default 64)"},
           {"--method", "M", "fp, rtn, hadamard or singlequant (default singlequant)"},
           {"--quantized", "FILE", "run a quantised-model file (from `quantize`) instead of quantising MODEL"},
+          {"--backend", "B", "int4 (INT4 x INT4 GEMM kernels, default) or simulated"},
           {"--temperature", "T", "0 (default): greedy; > 0: sample softmax(logits / T)"},
           {"--seed", "S", "Hadamard and sampling seed (default 0)"},
       }));
@@ -584,6 +585,9 @@ int cmd_generate(int argc, char** argv) {
     bar.step("quantise (" + method + ")");
     q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads, s.weights));
   }
+  const std::string backend = a.text("--backend", "int4");
+  if (backend != "int4" && backend != "simulated") throw usage_error("--backend: '" + backend + "' is not int4 or simulated");
+  if (q) q->set_backend(backend == "int4" ? sq::w4a4_backend::int4 : sq::w4a4_backend::simulated);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::int32_t> tokens(prompt_ids.begin(), prompt_ids.end());
   sq::kv_cache cache(c, tokens.size() + n);
@@ -673,7 +677,7 @@ void print_usage(std::FILE* out) {
                "commands:\n"
                "  eval      quantise a model with rtn / hadamard / singlequant and print perplexity, KL, top-1\n"
                "  inspect   configuration and per-site outlier statistics before and after the transforms\n"
-               "  generate  text from the W4A4 (simulated) model, and tokens/s\n"
+               "  generate  text from the W4A4 model (INT4 kernels), and tokens/s\n"
                "  quantize  the single pass, written to a quantised-model file\n");
 }
 
