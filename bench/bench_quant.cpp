@@ -4,6 +4,7 @@
 //   * unpack + dequantise, GB/s of float output; target >= 16 GB/s (ggml's Q4_0 dequantiser here);
 //   * MSE clip search on a 4096 x 4096 weight matrix with 51 candidate ratios: seconds.
 // Each benchmark repeats; the summary uses the best repetition of each (the machine is shared).
+#include <singlequant/interop/ggml.hpp>
 #include <singlequant/quant.hpp>
 
 #include <algorithm>
