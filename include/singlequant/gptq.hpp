@@ -24,6 +24,10 @@
 // columns do not all fit in it, so that group's values are current. Codes, scales and rounding are
 // exactly quantize()'s: with H = I (no feedback) the result is quantize()'s, bit for bit.
 //
+// Options beyond classic GPTQ (off by default): clip_search = output picks each row's clip ratio
+// by the damped output error of a full sweep per candidate; refine_passes runs exact coordinate
+// descent on the codes afterwards (docs/method.md section 12).
+//
 // Precision: H and its factor in double; W, the feedback and the codes in the precision of W (float
 // or double). All cores by default; task boundaries depend on the shapes only, so the result is
 // bit-identical for any thread count.
