@@ -67,6 +67,14 @@ void gptq_layer(benchmark::State& state) {
   const auto rows = static_cast<std::size_t>(state.range(0));
   sq::gptq_options options;
   options.threads = static_cast<std::size_t>(state.range(1));
+  // range(2): 0 plain GPTQ; 1 + refine_passes 4; 2 + clip_search output (1 .. 0.5 step 0.05, 11
+  // sweeps) and refine_passes 4; 3 the same with step 0.02 (26 sweeps, measure_sites' tuned choice).
+  if (state.range(2) >= 1) options.refine_passes = 4;
+  if (state.range(2) >= 2) {
+    options.clip_search = sq::gptq_clip_search::output;
+    options.output_clip_min = 0.5;
+    options.output_clip_step = state.range(2) == 2 ? 0.05 : 0.02;
+  }
   const auto& w = weights(rows);
   for (auto _ : state)
     benchmark::DoNotOptimize(sq::gptq(sq::matrix_view<const float>(w.data(), rows, width), hessian(), options));
@@ -126,7 +134,7 @@ void hessian_accumulate(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(gptq_layer)->Args({4096, 2})->Args({4096, 1})->Args({11008, 2})->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(gptq_layer)->Args({4096, 2, 0})->Args({4096, 1, 0})->Args({11008, 2, 0})->Args({4096, 2, 1})->Args({4096, 2, 2})->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(reference_products)->Args({4096, 2})->Args({4096, 1})->Args({11008, 2})->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(hessian_accumulate)->Arg(2)->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -147,14 +155,20 @@ int main(int argc, char** argv) {
   std::printf("\n=== summary (best of the repetitions; isa %s; reference: %s) ===\n",
               sq::isa_name(sq::active_isa()).data(), SINGLEQUANT_BENCH_OPENBLAS ? "OpenBLAS dgemm + sgemm" : "own dense tiles");
   for (const char* args : {"4096/2", "4096/1", "11008/2"}) {
-    const double g = get(std::string("gptq_layer/") + args + "/");
+    const double g = get(std::string("gptq_layer/") + args + "/0/");
     const double r = get(std::string("reference_products/") + args + "/");
     if (g <= 0) continue;
     std::printf("gptq rows/threads %-8s %7.3f s = %.2fx the same multiply-adds as dense products (%.3f s)%s\n", args, g,
                 r > 0 ? g / r : 0.0, r, std::string(args) == "4096/2" ? " (target <= 5 s)" : "");
   }
-  const double g2 = get("gptq_layer/4096/2/"), g1 = get("gptq_layer/4096/1/");
-  const double g11 = get("gptq_layer/11008/2/");
+  const double g2 = get("gptq_layer/4096/2/0/"), g1 = get("gptq_layer/4096/1/0/");
+  const double g11 = get("gptq_layer/11008/2/0/");
+  for (const char* args : {"4096/2/1", "4096/2/2"}) {
+    const double g = get(std::string("gptq_layer/") + args + "/");
+    if (g > 0 && g2 > 0)
+      std::printf("gptq 4096 x 4096, 2 threads, %s: %.3f s = %.2fx plain\n",
+                  std::string(args) == "4096/2/1" ? "refine_passes 4" : "clip_search output (11 sweeps) + refine 4", g, g / g2);
+  }
   if (g2 > 0 && g1 > 0) std::printf("2-thread speed-up at 4096 x 4096: %.2fx\n", g1 / g2);
   if (g2 > 0 && g11 > 0) std::printf("11008 x 4096 / 4096 x 4096 time: %.2fx (rows ratio 2.69)\n", g11 / g2);
   const double h = get("hessian_accumulate/2/");

@@ -14,7 +14,8 @@
 // ||X W^T||^2 in percent, and the GPTQ / RTN ratio of it.
 //
 // Usage: measure_sites [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid]
-//                      [--verbose] [--gptq [--group N]]
+//                      [--verbose] [--gptq [--group N] [--gptq-clip weight|output] [--damping X]
+//                      [--clip-min X] [--clip-step X] [--refine N]]
 // Prints one markdown table per model; a model whose file is absent is skipped with a message.
 #include <singlequant/singlequant.hpp>
 
@@ -143,6 +144,7 @@ double weight_only_error(const std::vector<float>& x, std::size_t rows, const st
       wd[i * n + k] = w[i * n + k];
       dq[i * n + k] = w[i * n + k] - static_cast<double>(q.value(i, k));
     }
+  rows = std::min(rows, x.size() / n);
   for (std::size_t t = 0; t < rows; ++t) {
     const float* xt = x.data() + t * n;
     for (std::size_t i = 0; i < out; ++i) {
@@ -158,6 +160,12 @@ double weight_only_error(const std::vector<float>& x, std::size_t rows, const st
   return 100.0 * error / signal;
 }
 
+// GPTQ options of the --gptq table (--gptq-clip, --damping, --clip-min, --clip-step); act_order
+// is set per column.
+sq::gptq_options gptq_knobs;
+double gptq_seconds = 0;  // act-order gptq() calls plus their error measurement
+bool in_sample = false;   // --in-sample: measure on the calibration tokens themselves (diagnostic)
+
 w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, const sq::quant_options& weights) {
   const std::size_t n = d.width, out = d.out_features;
   std::vector<float> w = d.weight, calibration = d.calibration, held_out = d.held_out;
@@ -168,14 +176,17 @@ w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, c
   }
   sq::hessian_stats h(n);
   h.accumulate(sq::matrix_view<const float>(calibration.data(), d.calibration_rows(), n));
+  if (in_sample) held_out = calibration;
   const sq::matrix_view<const float> wv(w.data(), out, n);
-  sq::gptq_options options;
+  sq::gptq_options options = gptq_knobs;
   options.quant = weights;
   w4_errors e;
   e.rtn = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::quantize(wv, weights));
   e.gptq = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
   options.act_order = true;
+  const auto start = std::chrono::steady_clock::now();
   e.gptq_act_order = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
+  gptq_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return e;
 }
 
@@ -473,7 +484,7 @@ int run_gptq_table(std::map<site_key, site_data>& sites, bool full_grid, std::si
   for (int b = 0; b < 3; ++b) std::printf(" %s %.2f (%.2f);", bases[b], ratio_sum[b] / counted, ratio_max[b]);
   std::printf("\nGPTQ (natural order) / RTN, mean:");
   for (int b = 0; b < 3; ++b) std::printf(" %s %.2f;", bases[b], plain_sum[b] / counted);
-  std::printf("\n");
+  std::printf("\nact-order gptq() + its error, all sites and bases: %.2f s\n", gptq_seconds);
   return 0;
 }
 
@@ -497,6 +508,14 @@ int main(int argc, char** argv) {
     else if (arg == "--gptq") gptq = true;
     else if (arg == "--group" && i + 1 < argc) group = static_cast<std::size_t>(std::atoi(argv[++i]));
     else if (arg == "--tune") tune = true;
+    else if (arg == "--gptq-clip" && i + 1 < argc) {
+      const std::string mode = argv[++i];
+      gptq_knobs.clip_search = mode == "output" ? sq::gptq_clip_search::output : sq::gptq_clip_search::weight;
+    } else if (arg == "--damping" && i + 1 < argc) gptq_knobs.damping = std::atof(argv[++i]);
+    else if (arg == "--clip-min" && i + 1 < argc) gptq_knobs.output_clip_min = std::atof(argv[++i]);
+    else if (arg == "--clip-step" && i + 1 < argc) gptq_knobs.output_clip_step = std::atof(argv[++i]);
+    else if (arg == "--in-sample") in_sample = true;
+    else if (arg == "--refine" && i + 1 < argc) gptq_knobs.refine_passes = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (arg == "--compact") knobs.compact = true;
     else if (arg == "--lambda" && i + 1 < argc) knobs.term.lambda = std::atof(argv[++i]);
     else if (arg == "--weight-rows" && i + 1 < argc) knobs.term.max_rows = static_cast<std::size_t>(std::atol(argv[++i]));
@@ -505,7 +524,7 @@ int main(int argc, char** argv) {
     else if (arg == "--budget" && i + 1 < argc) knobs.urt_budget = static_cast<std::size_t>(std::atol(argv[++i]));
     else {
       std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n"
-                   "          [--gptq [--group N]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
+                   "          [--gptq [--group N] [--gptq-clip weight|output] [--damping X] [--clip-min X] [--clip-step X] [--refine N]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
                    "          [--budget N] [--budget-factor F]\n", argv[0]);
       return 2;
     }

@@ -136,6 +136,30 @@ reference_result reference_gptq(const std::vector<double>& w, std::size_t m, std
   return out;
 }
 
+// d_i (H + lambda I) d_i^T per row in double (H full symmetric, no dead columns), d = W - Q.
+std::vector<double> damped_row_errors(const std::vector<float>& w, const std::vector<double>& h, double lambda,
+                                      const sq::packed_int4& q) {
+  const std::size_t m = q.rows(), n = q.cols();
+  std::vector<double> out(m, 0.0);
+  for (std::size_t i = 0; i < m; ++i) {
+    std::vector<double> d(n);
+    for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<double>(w[i * n + k]) - static_cast<double>(q.value(i, k));
+    for (std::size_t a = 0; a < n; ++a)
+      for (std::size_t b = 0; b < n; ++b) out[i] += d[a] * (h[a * n + b] + (a == b ? lambda : 0.0)) * d[b];
+  }
+  return out;
+}
+
+bool same_row(const sq::packed_int4& a, const sq::packed_int4& b, std::size_t i) {
+  const std::size_t groups = a.scale_count() / a.rows();
+  bool same = std::memcmp(a.row_codes(i).data(), b.row_codes(i).data(), a.row_codes(i).size()) == 0;
+  for (std::size_t g = 0; g < groups; ++g) {
+    same = same && std::memcmp(&a.scales()[i * groups + g], &b.scales()[i * groups + g], sizeof(float)) == 0;
+    if (a.has_zero_points()) same = same && a.zero_points()[i * groups + g] == b.zero_points()[i * groups + g];
+  }
+  return same;
+}
+
 }  // namespace
 
 TEST_CASE("hessian_stats: X^T X against plain loops, batches, merge, any thread count") {
@@ -416,4 +440,133 @@ TEST_CASE("gptq: bad input") {
   // Empty weights: an empty tensor.
   const auto empty = sq::gptq(sq::matrix_view<const float>(w.data(), 0, n), hv);
   CHECK(empty.rows() == 0);
+}
+
+TEST_CASE("gptq: clip_search = output keeps per row the best of the single-clip runs, bit for bit") {
+  const std::size_t n = 64, m = 12, rows = 400;
+  const auto x = correlated_inputs(rows, n, 51);
+  const auto w = sq_test::random_normal<float>(m * n, 52);
+  const auto h = gram(x, rows, n);
+  const sq::matrix_view<const double> hv(h.data(), n, n);
+  const sq::matrix_view<const float> wv(w.data(), m, n);
+  for (const std::size_t group : {std::size_t(0), std::size_t(16)})
+    for (const bool asymmetric : {false, true})
+      for (const bool act_order : {false, true}) {
+        CAPTURE(group);
+        CAPTURE(asymmetric);
+        CAPTURE(act_order);
+        sq::gptq_options options;
+        options.quant.gran = group == 0 ? sq::granularity::per_row : sq::granularity::per_group;
+        options.quant.group_size = group;
+        options.quant.asymmetric = asymmetric;
+        options.quant.mse_clip_search = true;  // ignored by the output search
+        options.act_order = act_order;
+        options.block_size = 24;
+        options.clip_search = sq::gptq_clip_search::output;
+        options.output_clip_min = 0.6;
+        options.output_clip_step = 0.1;
+        sq::gptq_report report;
+        const auto best = sq::gptq(wv, hv, options, &report);
+        // The separate runs: every group of every row clipped by one fixed ratio.
+        const double ratios[] = {1.0, 0.9, 0.8, 0.7, 0.6};
+        std::vector<sq::packed_int4> runs;
+        std::vector<std::vector<double>> errors;
+        for (const double ratio : ratios) {
+          sq::gptq_options single = options;
+          single.clip_search = sq::gptq_clip_search::weight;
+          single.quant.mse_clip_search = false;
+          single.quant.clip_ratio = ratio;
+          runs.push_back(sq::gptq(wv, hv, single));
+          errors.push_back(damped_row_errors(w, h, report.damping, runs.back()));
+        }
+        double chosen_total = 0, ratio_total = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+          double least = std::numeric_limits<double>::infinity();
+          for (const auto& e : errors) least = std::min(least, e[i]);
+          std::size_t match = runs.size();
+          for (std::size_t k = 0; k < runs.size() && match == runs.size(); ++k)
+            if (same_row(best, runs[k], i)) match = k;
+          CAPTURE(i);
+          REQUIRE(match < runs.size());  // the row is one candidate's row, bit for bit
+          CHECK(errors[match][i] <= least * (1 + 1e-9));  // and the least damped error's
+          chosen_total += errors[match][i];
+          ratio_total += ratios[match] * static_cast<double>(best.scale_count() / m);
+        }
+        CHECK(report.damped_error == doctest::Approx(chosen_total).epsilon(1e-6));
+        CHECK(report.quant.clip_ratio_sum == doctest::Approx(ratio_total));
+        CHECK(report.quant.scale_count == best.scale_count());
+      }
+}
+
+TEST_CASE("gptq: refine_passes reach a coordinate minimum, never raise the error, keep H = I results") {
+  const std::size_t n = 48, m = 10, rows = 300;
+  const auto x = correlated_inputs(rows, n, 61);
+  const auto w = sq_test::random_normal<float>(m * n, 62);
+  const auto h = gram(x, rows, n);
+  const sq::matrix_view<const double> hv(h.data(), n, n);
+  const sq::matrix_view<const float> wv(w.data(), m, n);
+  for (const std::size_t group : {std::size_t(0), std::size_t(16)})
+    for (const bool asymmetric : {false, true}) {
+      CAPTURE(group);
+      CAPTURE(asymmetric);
+      sq::gptq_options options;
+      options.quant.gran = group == 0 ? sq::granularity::per_row : sq::granularity::per_group;
+      options.quant.group_size = group;
+      options.quant.asymmetric = asymmetric;
+      options.quant.mse_clip_search = true;
+      options.act_order = true;
+      sq::gptq_report plain_report, report;
+      const auto plain = sq::gptq(wv, hv, options, &plain_report);
+      options.refine_passes = 50;
+      const auto refined = sq::gptq(wv, hv, options, &report);
+      const auto plain_errors = damped_row_errors(w, h, report.damping, plain);
+      const auto errors = damped_row_errors(w, h, report.damping, refined);
+      double total = 0;
+      for (std::size_t i = 0; i < m; ++i) {
+        CHECK(errors[i] <= plain_errors[i] * (1 + 1e-12));
+        total += errors[i];
+        // No single code change (scales kept) lowers the row's error: a coordinate minimum.
+        std::vector<double> d(n);
+        for (std::size_t k = 0; k < n; ++k) d[k] = static_cast<double>(w[i * n + k]) - static_cast<double>(refined.value(i, k));
+        for (std::size_t j = 0; j < n; ++j) {
+          double r = 0;
+          for (std::size_t k = 0; k < n; ++k) r += (h[j * n + k] + (j == k ? report.damping : 0.0)) * d[k];
+          const double hjj = h[j * n + j] + report.damping, scale = refined.scale(i, j);
+          for (const int step : {-1, 1}) {
+            const int code = refined.code(i, j) + step;
+            if (code < -7 || code > 7) continue;
+            const double delta = static_cast<double>(step) * scale;  // change of q_ij
+            CHECK(delta * delta * hjj - 2 * delta * r >= -1e-9 * errors[i]);
+          }
+        }
+      }
+      CHECK(report.damped_error == doctest::Approx(total).epsilon(1e-9));
+      CHECK(report.damped_error < plain_report.damped_error);
+      CHECK(report.output_error == doctest::Approx(output_error(x, rows, w, refined)).epsilon(1e-3));
+    }
+  // With H = I round-to-nearest is already the coordinate minimum: still quantize()'s bits.
+  const auto eye = identity(n);
+  sq::gptq_options options;
+  options.quant.mse_clip_search = true;
+  options.refine_passes = 3;
+  CHECK(same_tensor(sq::gptq(wv, sq::matrix_view<const double>(eye.data(), n, n), options), sq::quantize(wv, options.quant)));
+}
+
+TEST_CASE("gptq: bad clip-search and refine options") {
+  const std::size_t n = 8, m = 2;
+  const auto w = sq_test::random_normal<float>(m * n, 71);
+  const auto h = identity(n);
+  const sq::matrix_view<const double> hv(h.data(), n, n);
+  const sq::matrix_view<const float> wv(w.data(), m, n);
+  sq::gptq_options options;
+  options.clip_search = static_cast<sq::gptq_clip_search>(7);
+  SQ_CHECK_ERROR_CONTAINS(sq::gptq(wv, hv, options), "gptq", "clip_search");
+  options.clip_search = sq::gptq_clip_search::output;
+  options.output_clip_min = 0;
+  SQ_CHECK_ERROR_CONTAINS(sq::gptq(wv, hv, options), "gptq", "output clip search");
+  options.output_clip_min = 0.5;
+  options.output_clip_step = 0;
+  SQ_CHECK_ERROR_CONTAINS(sq::gptq(wv, hv, options), "gptq", "output clip search");
+  options.output_clip_step = 0.5;
+  CHECK(sq::gptq(wv, hv, options).rows() == m);  // candidates 1 and 0.5
 }

@@ -24,6 +24,10 @@
 // columns do not all fit in it, so that group's values are current. Codes, scales and rounding are
 // exactly quantize()'s: with H = I (no feedback) the result is quantize()'s, bit for bit.
 //
+// Options beyond classic GPTQ (off by default): clip_search = output picks each row's clip ratio
+// by the damped output error of a full sweep per candidate; refine_passes runs exact coordinate
+// descent on the codes afterwards (docs/method.md section 12).
+//
 // Precision: H and its factor in double; W, the feedback and the codes in the precision of W (float
 // or double). All cores by default; task boundaries depend on the shapes only, so the result is
 // bit-identical for any thread count.
@@ -51,6 +55,9 @@
 
 SINGLEQUANT_BEGIN_NAMESPACE
 
+/// How gptq() picks each scale group's clip ratio (see gptq_options::clip_search).
+enum class gptq_clip_search { weight, output };
+
 /// How gptq() quantises.
 struct gptq_options {
   /// Grid, granularity (per_row or per_group with group_size), zero points, clip ratio or MSE clip
@@ -60,6 +67,18 @@ struct gptq_options {
   std::size_t block_size = 128;  ///< columns per lazy batch update
   bool act_order = false;        ///< quantise columns by decreasing H_jj (ties: lower index first)
   std::size_t threads = 0;       ///< 0: every hardware thread (the result does not depend on it)
+  /// weight: each scale group's clip as quant says (its clip_ratio, or quantize()'s weight-MSE
+  /// search). output: the column sweep runs once per candidate ratio 1, 1 - output_clip_step, ...
+  /// >= output_clip_min (every group of a row clipped by it, quant's clip fields ignored), and each
+  /// row keeps the candidate with the least sum_j e_j^2 = d (H + lambda I) d^T (rows are
+  /// independent given H; ties: the larger ratio). Costs one sweep per candidate.
+  gptq_clip_search clip_search = gptq_clip_search::weight;
+  double output_clip_min = 0.7;
+  double output_clip_step = 0.05;
+  /// After the sweep, this many passes of exact coordinate descent on d (H + lambda I) d^T: per
+  /// row, each code in turn becomes the grid point nearest the one-coordinate minimiser
+  /// q_j + (H~ d)_j / H~_jj if that lowers the objective (scales kept). 0: plain GPTQ.
+  std::size_t refine_passes = 0;
 };
 
 /// What gptq() did (overwritten by each call).
@@ -178,65 +197,165 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
     bounds.push_back(b1);
   }
 
-  const std::vector<double> ratios = clip_candidates(cfg);
-  std::vector<T> correction(m * n, T(0));  // w~(i, p) = w(i, perm[p]) + correction[i n + p]
+  std::vector<T> correction(m * n);  // w~(i, p) = w(i, perm[p]) + correction[i n + p]
   std::vector<T> inverse(m * groups, T(0));
   std::vector<int> zeros(m * groups, 0);
   // Feedback of the block: q(i, p) - w~(i, p) at [(p - b0) m + i], so that correction += it x v.
   std::vector<T> feedback(std::min(options.block_size, n) * m);
-  std::vector<double> damped(m, 0.0), squared(m, 0.0), dead_squared(m, 0.0);
+  std::vector<double> damped(m), squared(m), dead_squared(m);
   std::vector<quant_report> row_reports(m);
-  for (std::size_t b = 0; b + 1 < bounds.size(); ++b) {
-    const std::size_t b0 = bounds[b], b1 = bounds[b + 1];
-    // Quantise the block's columns row by row, with feedback inside the block.
-    team.run((m + row_task - 1) / row_task, [&](std::size_t task) {
-      std::vector<T> values(group_size);
-      for (std::size_t i = task * row_task; i < std::min(m, (task + 1) * row_task); ++i) {
-        const T* wi = w.row(i).data();
-        T* ci = correction.data() + i * n;
-        std::uint8_t* codes = q.row_codes(i).data();
-        for (std::size_t p = b0; p < b1; ++p) {
-          const std::size_t col = perm[p], g = col / group_size, slot = i * groups + g;
-          if (p == reach[g]) {
-            for (std::size_t t = 0; t < group_size; ++t) {
-              const std::size_t member = g * group_size + t;
-              values[t] = wi[member] + ci[position[member]];
+  // One column sweep of every row with the clip candidates `ratios` (choose_group's), into `out`
+  // and the per-row sums above.
+  const auto sweep = [&](const std::vector<double>& ratios, packed_int4& out) {
+    std::fill(correction.begin(), correction.end(), T(0));
+    std::fill(damped.begin(), damped.end(), 0.0);
+    std::fill(squared.begin(), squared.end(), 0.0);
+    std::fill(dead_squared.begin(), dead_squared.end(), 0.0);
+    std::fill(row_reports.begin(), row_reports.end(), quant_report{});
+    for (std::size_t b = 0; b + 1 < bounds.size(); ++b) {
+      const std::size_t b0 = bounds[b], b1 = bounds[b + 1];
+      // Quantise the block's columns row by row, with feedback inside the block.
+      team.run((m + row_task - 1) / row_task, [&](std::size_t task) {
+        std::vector<T> values(group_size);
+        for (std::size_t i = task * row_task; i < std::min(m, (task + 1) * row_task); ++i) {
+          const T* wi = w.row(i).data();
+          T* ci = correction.data() + i * n;
+          std::uint8_t* codes = out.row_codes(i).data();
+          for (std::size_t p = b0; p < b1; ++p) {
+            const std::size_t col = perm[p], g = col / group_size, slot = i * groups + g;
+            if (p == reach[g]) {
+              for (std::size_t t = 0; t < group_size; ++t) {
+                const std::size_t member = g * group_size + t;
+                values[t] = wi[member] + ci[position[member]];
+              }
+              const group_choice choice = choose_group<T, quantiser>(
+                  matrix_view<const T>(values.data(), 1, group_size), cfg, ratios, row_reports[i]);
+              out.scales()[slot] = choice.params.scale;
+              if (cfg.asymmetric) out.zero_points()[slot] = static_cast<std::int8_t>(choice.params.zero);
+              inverse[slot] = inverse_scale<T, void>(choice.params.scale);
+              zeros[slot] = choice.params.zero;
             }
-            const group_choice choice = choose_group<T, quantiser>(
-                matrix_view<const T>(values.data(), 1, group_size), cfg, ratios, row_reports[i]);
-            q.scales()[slot] = choice.params.scale;
-            if (cfg.asymmetric) q.zero_points()[slot] = static_cast<std::int8_t>(choice.params.zero);
-            inverse[slot] = inverse_scale<T, void>(choice.params.scale);
-            zeros[slot] = choice.params.zero;
+            const int zero = zeros[slot];
+            const T current = wi[col] + ci[p];
+            const int code = quantize_one<T, Arch>(current, inverse[slot], static_cast<T>(qmin - zero),
+                                                   static_cast<T>(qmax - zero)) + zero;
+            const T value = dequantize_one<T, Arch>(code, zero, out.scales()[slot]);
+            const T step = value - current;
+            const double e = (static_cast<double>(current) - static_cast<double>(value)) / u_diagonal[p];
+            damped[i] += e * e;
+            const double d = static_cast<double>(wi[col]) - static_cast<double>(value), d2 = d * d;
+            squared[i] += d2;
+            if (dead[col] != 0) dead_squared[i] += d2;
+            const auto shift = static_cast<unsigned>(4 * (col % 2));
+            const unsigned kept = static_cast<unsigned>(codes[col / 2]) & ~(0xFu << shift);
+            codes[col / 2] = static_cast<std::uint8_t>(kept | static_cast<unsigned>(to_nibble(code)) << shift);
+            feedback[(p - b0) * m + i] = step;
+            if (p + 1 < b1) kernel::axpy(step, v.data() + p * n + p + 1, ci + p + 1, b1 - p - 1);
           }
-          const int zero = zeros[slot];
-          const T current = wi[col] + ci[p];
-          const int code = quantize_one<T, Arch>(current, inverse[slot], static_cast<T>(qmin - zero),
-                                                 static_cast<T>(qmax - zero)) + zero;
-          const T value = dequantize_one<T, Arch>(code, zero, q.scales()[slot]);
-          const T step = value - current;
-          const double e = (static_cast<double>(current) - static_cast<double>(value)) / u_diagonal[p];
-          damped[i] += e * e;
-          const double d = static_cast<double>(wi[col]) - static_cast<double>(value), d2 = d * d;
-          squared[i] += d2;
-          if (dead[col] != 0) dead_squared[i] += d2;
-          const auto shift = static_cast<unsigned>(4 * (col % 2));
-          const unsigned kept = static_cast<unsigned>(codes[col / 2]) & ~(0xFu << shift);
-          codes[col / 2] = static_cast<std::uint8_t>(kept | static_cast<unsigned>(to_nibble(code)) << shift);
-          feedback[(p - b0) * m + i] = step;
-          if (p + 1 < b1) kernel::axpy(step, v.data() + p * n + p + 1, ci + p + 1, b1 - p - 1);
+        }
+      });
+      if (b1 == n) break;
+      // Lazy batch update of every later column: correction[:, b1:] += F^T v[b0:b1, b1:].
+      const std::size_t rest = n - b1, col_chunks = (rest + update_cols - 1) / update_cols;
+      const std::size_t row_bands = (m + update_rows - 1) / update_rows;
+      team.run(col_chunks * row_bands, [&](std::size_t task) {
+        const std::size_t c0 = b1 + (task / row_bands) * update_cols, r0 = (task % row_bands) * update_rows;
+        const std::size_t cols = std::min(update_cols, n - c0), rows = std::min(update_rows, m - r0);
+        kernel::multiply_add(feedback.data() + r0, m, v.data() + b0 * n + c0, n, b1 - b0,
+                             correction.data() + r0 * n + c0, n, rows, cols, false);
+      });
+    }
+  };
+
+  if (options.clip_search == gptq_clip_search::weight) {
+    sweep(clip_candidates(cfg), q);
+  } else {
+    // One sweep per candidate ratio; each row keeps the candidate with the least damped error.
+    const auto steps = static_cast<std::size_t>((1 - options.output_clip_min) / options.output_clip_step + 1e-9);
+    packed_int4 trial(m, n, cfg.gran, cfg.group_size, cfg.grid, cfg.asymmetric);
+    std::vector<double> best_damped(m), best_squared(m), best_dead(m);
+    std::vector<quant_report> best_reports(m);
+    for (std::size_t k = 0; k <= steps; ++k) {
+      sweep({1.0 - static_cast<double>(k) * options.output_clip_step}, trial);
+      for (std::size_t i = 0; i < m; ++i) {
+        if (k > 0 && !(damped[i] < best_damped[i])) continue;
+        best_damped[i] = damped[i];
+        best_squared[i] = squared[i];
+        best_dead[i] = dead_squared[i];
+        best_reports[i] = row_reports[i];
+        std::copy_n(trial.row_codes(i).data(), q.row_codes(i).size(), q.row_codes(i).data());
+        std::copy_n(trial.scales().data() + i * groups, groups, q.scales().data() + i * groups);
+        if (cfg.asymmetric)
+          std::copy_n(trial.zero_points().data() + i * groups, groups, q.zero_points().data() + i * groups);
+      }
+    }
+    damped.swap(best_damped);
+    squared.swap(best_squared);
+    dead_squared.swap(best_dead);
+    row_reports.swap(best_reports);
+  }
+
+  if (options.refine_passes > 0) {
+    // H~ (dead columns decoupled, damped) in the original column order, and R = D H~ (D = W - Q).
+    std::vector<double> hd(n * n);
+    team.run((n + factor_rows - 1) / factor_rows, [&](std::size_t task) {
+      for (std::size_t r = task * factor_rows; r < std::min(n, (task + 1) * factor_rows); ++r)
+        for (std::size_t s = 0; s < n; ++s)
+          hd[r * n + s] = r == s ? (dead[r] != 0 ? mean : diagonal[r]) + report.damping
+                          : dead[r] == 0 && dead[s] == 0 ? (r < s ? h(r, s) : h(s, r)) : 0.0;
+    });
+    const auto value_of = [&](std::size_t i, std::size_t j) {
+      const std::size_t slot = i * groups + j / group_size;
+      return static_cast<double>(dequantize_one<T, Arch>(q.code(i, j), cfg.asymmetric ? q.zero_points()[slot] : 0,
+                                                         q.scales()[slot]));
+    };
+    std::vector<double> dt(n * m), residual(m * n, 0.0);  // dt: D transposed
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        dt[j * m + i] = static_cast<double>(w(i, j)) - value_of(i, j);
+    using double_kernel = dense_kernel<double, Arch>;
+    const std::size_t row_bands = (m + update_rows - 1) / update_rows, col_chunks = (n + update_cols - 1) / update_cols;
+    team.run(col_chunks * row_bands, [&](std::size_t task) {
+      const std::size_t c0 = (task / row_bands) * update_cols, r0 = (task % row_bands) * update_rows;
+      double_kernel::multiply_add(dt.data() + r0, m, hd.data() + c0, n, n, residual.data() + r0 * n + c0, n,
+                                  std::min(update_rows, m - r0), std::min(update_cols, n - c0), false);
+    });
+    team.run((m + row_task - 1) / row_task, [&](std::size_t task) {
+      for (std::size_t i = task * row_task; i < std::min(m, (task + 1) * row_task); ++i) {
+        double* ri = residual.data() + i * n;
+        std::uint8_t* codes = q.row_codes(i).data();
+        for (std::size_t pass = 0; pass < options.refine_passes; ++pass) {
+          bool changed = false;
+          for (std::size_t p = 0; p < n; ++p) {
+            const std::size_t col = perm[p], slot = i * groups + col / group_size;
+            const float scale = q.scales()[slot];
+            if (scale == 0.0f) continue;
+            const int zero = cfg.asymmetric ? q.zero_points()[slot] : 0;
+            const auto shift = static_cast<unsigned>(4 * (col % 2));
+            const int code = from_nibble(codes[col / 2] >> shift);
+            const double hjj = hd[col * n + col], old_value = static_cast<double>(dequantize_one<T, Arch>(code, zero, scale));
+            const double target = old_value + ri[col] / hjj;
+            const int next = std::clamp(static_cast<int>(std::lround(target / static_cast<double>(scale))) + zero, qmin, qmax);
+            if (next == code) continue;
+            const double delta = static_cast<double>(dequantize_one<T, Arch>(next, zero, scale)) - old_value;
+            if (!(delta * (delta * hjj - 2 * ri[col]) < 0)) continue;
+            const double* hc = hd.data() + col * n;
+            for (std::size_t k = 0; k < n; ++k) ri[k] -= delta * hc[k];
+            const unsigned kept = static_cast<unsigned>(codes[col / 2]) & ~(0xFu << shift);
+            codes[col / 2] = static_cast<std::uint8_t>(kept | static_cast<unsigned>(to_nibble(next)) << shift);
+            changed = true;
+          }
+          if (!changed) break;
+        }
+        // The row's sums, from its final codes.
+        damped[i] = squared[i] = dead_squared[i] = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          const double d = static_cast<double>(w(i, j)) - value_of(i, j);
+          damped[i] += d * ri[j];
+          squared[i] += d * d;
+          if (dead[j] != 0) dead_squared[i] += d * d;
         }
       }
-    });
-    if (b1 == n) break;
-    // Lazy batch update of every later column: correction[:, b1:] += F^T v[b0:b1, b1:].
-    const std::size_t rest = n - b1, col_chunks = (rest + update_cols - 1) / update_cols;
-    const std::size_t row_bands = (m + update_rows - 1) / update_rows;
-    team.run(col_chunks * row_bands, [&](std::size_t task) {
-      const std::size_t c0 = b1 + (task / row_bands) * update_cols, r0 = (task % row_bands) * update_rows;
-      const std::size_t cols = std::min(update_cols, n - c0), rows = std::min(update_rows, m - r0);
-      kernel::multiply_add(feedback.data() + r0, m, v.data() + b0 * n + c0, n, b1 - b0,
-                           correction.data() + r0 * n + c0, n, rows, cols, false);
     });
   }
 
@@ -281,6 +400,13 @@ template <class T>
   detail::check(options.block_size >= 1, "gptq", "block size must be >= 1");
   detail::check(options.damping >= 0 && std::isfinite(options.damping), "gptq", "damping ",
                 options.damping, " is not a finite value >= 0");
+  detail::check_enum("gptq", "gptq_options::clip_search", options.clip_search, gptq_clip_search::output);
+  if (options.clip_search == gptq_clip_search::output) {
+    detail::check(options.output_clip_min > 0 && options.output_clip_min <= 1 && options.output_clip_step > 0 &&
+                      (1 - options.output_clip_min) / options.output_clip_step < 1000,
+                  "gptq", "output clip search from 1 down to ", options.output_clip_min, " in steps of ",
+                  options.output_clip_step, " is not a grid of 1..1000 ratios in (0, 1]");
+  }
   for (std::size_t i = 0; i < m; ++i)
     for (std::size_t j = 0; j < n; ++j) {
       const double value = static_cast<double>(w(i, j));
