@@ -162,10 +162,12 @@ struct lane_context {
   /// independent N-blocks held in one register.
   template <std::size_t N>
   SINGLEQUANT_INLINE batch levels_below(batch x) const noexcept {
-    if constexpr (N > 1) x = lane_level<1>(x, sign1);
-    if constexpr (N > 2) x = lane_level<2>(x, sign2);
-    if constexpr (N > 4) x = lane_level<4>(x, sign4);
-    if constexpr (N > 8) x = lane_level<8>(x, sign8);
+    // The lanes bounds keep instantiations for rows wider than a register (never run: such rows
+    // take the other paths) from naming lanes the register does not have.
+    if constexpr (N > 1 && lanes >= 2) x = lane_level<1>(x, sign1);
+    if constexpr (N > 2 && lanes >= 4) x = lane_level<2>(x, sign2);
+    if constexpr (N > 4 && lanes >= 8) x = lane_level<4>(x, sign4);
+    if constexpr (N > 8 && lanes >= 16) x = lane_level<8>(x, sign8);
     return x;
   }
   /// levels(load(p)), with the first level's lane exchange done by the load unit where the ISA
