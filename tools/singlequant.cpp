@@ -562,6 +562,8 @@ int cmd_generate(int argc, char** argv) {
   const sq::quant_method m = fp ? sq::quant_method::rtn : parse_method(method);
   const double temperature = a.real("--temperature", 0.0, 0.0, 100.0);
   const std::uint64_t seed = a.number("--seed", 0, 0, ~std::uint64_t(0));
+  const std::string backend = a.text("--backend", "int4");  // checked before any work is done
+  if (backend != "int4" && backend != "simulated") throw usage_error("--backend: '" + backend + "' is not int4 or simulated");
   const std::string quantized_path = a.text("--quantized");
   if (a.has("--quantized") && (quantized_path.empty() || a.has("--method")))
     throw usage_error("generate: --quantized FILE replaces --method (give one of them)");
@@ -585,8 +587,6 @@ int cmd_generate(int argc, char** argv) {
     bar.step("quantise (" + method + ")");
     q = sq::quantize_model(s.model.weights, s.calibration, method_options(m, seed, s.grid, s.threads, s.weights));
   }
-  const std::string backend = a.text("--backend", "int4");
-  if (backend != "int4" && backend != "simulated") throw usage_error("--backend: '" + backend + "' is not int4 or simulated");
   if (q) q->set_backend(backend == "int4" ? sq::w4a4_backend::int4 : sq::w4a4_backend::simulated);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::int32_t> tokens(prompt_ids.begin(), prompt_ids.end());
