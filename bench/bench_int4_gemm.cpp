@@ -6,10 +6,17 @@
 //  * online: transform_and_quantize (randomised Hadamard of the site, then per-token INT4 packing) of
 //    `tokens` rows of 11008, with share = its time over the time of the int4_gemm that consumes
 //    them (the down projection, N = 4096, K = 11008, M = tokens) in the same call.
-//  * GEMV (M = 1): counter vs_read_pass = time of a read-only pass over the weights' kernel-layout
-//    bytes divided by int4_gemm's time (1: as fast as reading the weights).
+//  * GEMV (M <= 8): counter vs_read_pass = time of a read-only pass over the weights' kernel-layout
+//    bytes divided by int4_gemm's time (1: as fast as reading the weights), the caches warm (the
+//    previous repetition's bytes left in L2 / L3), and vs_read_pass_cold the same with the caches
+//    evicted before every timed call (each layer's weights come from DRAM in a decoder). The read
+//    pass reads the same bytes with the same thread count; its time is the faster of a sequential
+//    pass and one with 4 concurrent streams (a single stream does not reach the DRAM bandwidth
+//    here). Read passes and int4_gemm alternate in one loop, best of 9 each.
 // Needs -march=native (SINGLEQUANT_NATIVE) for the AVX-512 paths; without OpenBLAS vs_sgemm is absent.
+#include <singlequant/detail/parallel.hpp>
 #include <singlequant/int4_gemm.hpp>
+#include <singlequant/model/quantize.hpp>
 #include <singlequant/online_quant.hpp>
 
 #include <benchmark/benchmark.h>
@@ -19,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <span>
 #include <vector>
 
 #if SINGLEQUANT_BENCH_OPENBLAS
@@ -56,6 +64,57 @@ double best_seconds(F&& f, int repeats) {
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
+}
+
+template <class F>
+double seconds_of(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Writes one byte per line of 96 MiB (3x this host's L3): the next pass reads from DRAM.
+void evict_caches() {
+  static std::vector<std::uint8_t> junk(std::size_t{96} << 20);
+  for (std::size_t i = 0; i < junk.size(); i += 64) junk[i] = static_cast<std::uint8_t>(junk[i] + 1);
+  benchmark::ClobberMemory();
+}
+
+/// Read-only pass over lines [l0, l1) of bytes as Streams concurrent sub-ranges of 64-byte lines
+/// (the compiler vectorises the 8-word sums).
+template <std::size_t Streams>
+void read_lines(const std::uint8_t* bytes, std::size_t l0, std::size_t l1) {
+  const std::size_t per = (l1 - l0) / Streams;
+  std::uint64_t words[Streams][8] = {};
+  for (std::size_t i = 0; i < per; ++i)
+    for (std::size_t s = 0; s < Streams; ++s) {
+      std::uint64_t block[8];
+      std::memcpy(block, bytes + 64 * (l0 + s * per + i), 64);
+      for (int l = 0; l < 8; ++l) words[s][l] += block[l];
+    }
+  for (std::size_t i = l0 + Streams * per; i < l1; ++i) {  // the remainder
+    std::uint64_t block[8];
+    std::memcpy(block, bytes + 64 * i, 64);
+    for (int l = 0; l < 8; ++l) words[0][l] += block[l];
+  }
+  benchmark::DoNotOptimize(words);
+}
+
+/// Read-only pass over bytes split into `threads` contiguous slices, each read with 1 or 4 streams;
+/// a thread team per call, as int4_gemm makes.
+void read_pass(std::span<const std::uint8_t> bytes, std::size_t threads, std::size_t streams) {
+  const std::size_t lines = bytes.size() / 64;
+  auto slice = [&](std::size_t t) {
+    const std::size_t l0 = lines * t / threads, l1 = lines * (t + 1) / threads;
+    if (streams == 4) read_lines<4>(bytes.data(), l0, l1);
+    else read_lines<1>(bytes.data(), l0, l1);
+  };
+  if (threads <= 1) {
+    slice(0);
+    return;
+  }
+  sq::detail::thread_team team(threads);
+  team.run(threads, slice);
 }
 
 /// Multiply-adds per second of vpdpbusd on one core (0 without AVX512_VNNI in this build).
@@ -113,18 +172,20 @@ void bm_int4_gemm(benchmark::State& state) {
     if (vnni_peak_macs() > 0) state.counters["int8_peak"] = macs / seconds / (vnni_peak_macs() * static_cast<double>(threads));
   } else {
     const auto bytes = w.codes();
-    const double read = best_seconds([&] {
-      std::uint64_t words[8] = {};
-      const std::size_t count = bytes.size() / 64;
-      for (std::size_t i = 0; i < count; ++i) {
-        std::uint64_t block[8];
-        std::memcpy(block, bytes.data() + 64 * i, 64);
-        for (int l = 0; l < 8; ++l) words[l] += block[l];
-      }
-      benchmark::DoNotOptimize(words);
-    }, 5);
-    state.counters["vs_read_pass"] = read / seconds;
-    state.counters["GB/s"] = static_cast<double>(bytes.size()) / seconds * 1e-9;
+    const double gb = static_cast<double>(bytes.size()) * 1e-9;
+    for (const bool cold : {false, true}) {
+      double read = 1e30, gemv = 1e30;
+      for (int r = 0; r < 9; ++r)
+        for (const std::size_t streams : {std::size_t{1}, std::size_t{4}, std::size_t{0}}) {
+          if (cold) evict_caches();
+          if (streams == 0)
+            gemv = std::min(gemv, seconds_of([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), m, n), options); }));
+          else
+            read = std::min(read, seconds_of([&] { read_pass(bytes, threads, streams); }));
+        }
+      state.counters[cold ? "vs_read_pass_cold" : "vs_read_pass"] = read / gemv;
+      state.counters[cold ? "GB/s_cold" : "GB/s"] = gb / gemv;
+    }
   }
   state.SetLabel(std::string(sq::isa_name(sq::active_isa())) + (sq::int4_gemm_uses_vnni() ? "+vnni" : ""));
 }
@@ -132,11 +193,10 @@ void bm_int4_gemm(benchmark::State& state) {
 void bm_online(benchmark::State& state) {
   const auto tokens = static_cast<std::size_t>(state.range(0));
   constexpr std::size_t n = 11008, outs = 4096;
-  sq::transform_factor f;
-  f.size = n;
-  f.hadamard.randomized = true;
-  f.rotations = sq::givens_sequence<double>(n);
-  const sq::site_transform r(std::move(f));
+  // The down input's online transform as quantize_model builds it for the hadamard preset (data-free:
+  // a randomised Hadamard of 11008 = 172 x 64; the singlequant preset adds calibrated Givens stages).
+  const sq::site_transform r = sq::detail::data_free_transform(
+      n, sq::quantize_preset(sq::quant_method::hadamard).online_rules, "bm_online");
   std::mt19937_64 rng(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x0(tokens * n);
@@ -150,16 +210,16 @@ void bm_online(benchmark::State& state) {
     sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
     benchmark::DoNotOptimize(a.codes().data());
   }
-  double best_online = 1e30;
-  for (int rep = 0; rep < 5; ++rep) {
-    x = x0;
-    const auto t0 = std::chrono::steady_clock::now();
-    sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
-    best_online = std::min(best_online, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
   const sq::int4_gemm_weights w(random_int4(outs, n, sq::granularity::per_row, 0, 4));
   std::vector<float> y(tokens * outs);
-  const double gemm = best_seconds([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), tokens, outs)); }, 3);
+  double best_online = 1e30, gemm = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {  // alternating, best of 5 each
+    x = x0;
+    best_online = std::min(best_online, seconds_of([&] {
+      sq::transform_and_quantize(r, sq::matrix_view<float>(x.data(), tokens, n), 0.9, sq::int4_grid::symmetric7, a);
+    }));
+    gemm = std::min(gemm, seconds_of([&] { sq::int4_gemm(a, w, sq::matrix_view<float>(y.data(), tokens, outs)); }));
+  }
   state.counters["share"] = best_online / gemm;
   state.counters["us/token"] = best_online / static_cast<double>(tokens) * 1e6;
 }
@@ -179,6 +239,7 @@ BENCHMARK(bm_int4_gemm)
     ->Args({1, 11008, 4096, 0, 1})
     ->Args({1, 4096, 11008, 0, 1})
     ->Args({1, 4096, 4096, 128, 1})
+    ->Args({4, 4096, 4096, 0, 1})
     ->Args({8, 4096, 4096, 0, 1})
     ->Args({1, 11008, 4096, 0, 2})
     ->Unit(benchmark::kMillisecond)

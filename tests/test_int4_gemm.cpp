@@ -112,6 +112,12 @@ TEST_CASE("int4_gemm: empty shapes and bad input") {
   auto a_bad = a;
   a_bad.row_codes(1)[3] = 0x88;
   SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm(a_bad, w, sq::matrix_view<float>(y.data(), 3, 5)), "int4_gemm", "row 1", "outside its grid");
+  for (const std::uint8_t byte : {std::uint8_t{0x08}, std::uint8_t{0x80}}) {  // one nibble -8, low or high
+    auto a_one = a;
+    a_one.row_codes(2)[31] = byte;
+    SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm(a_one, w, sq::matrix_view<float>(y.data(), 3, 5)), "int4_gemm", "row 2",
+                            "code -8 outside its grid");
+  }
   auto w_bad = wq;
   w_bad.row_codes(4)[0] = 0x08;
   SQ_CHECK_ERROR_CONTAINS(sq::int4_gemm_weights{w_bad}, "int4_gemm_weights", "code -8 at (4, 0)", "grid");

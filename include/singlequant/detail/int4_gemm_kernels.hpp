@@ -80,24 +80,47 @@ SINGLEQUANT_INLINE void unrolled(F&& f) {
   unrolled(std::make_index_sequence<N>(), f);
 }
 
-/// MR rows x NP panels of the output (c: MR x NP * 16 floats of scratch), then the epilogue.
+/// Bytes ahead of the current block that a streaming (small-M) tile prefetches in each of its
+/// panels: the weights then come from DRAM or L3 once, and the hardware prefetcher alone keeps too
+/// few lines in flight over the NP concurrent panel streams (docs/performance.md).
+inline constexpr std::size_t int4_prefetch_bytes = 2048;
+
+/// Whether an MR x NP tile keeps the low- and high-nibble products in separate accumulators (the
+/// two vpdpbusd of an octet then do not wait on each other): only the weights-inner order, and
+/// only while 2 MR nv accumulators plus 2 nv unpacked weights fit in 28 of the 32 registers.
 template <class Ops, std::size_t MR, std::size_t NP>
-void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0) noexcept {
+inline constexpr bool int4_split_tile =
+    !Ops::weights_outer && (2 * MR + 2) * NP * (int4_panel_rows / Ops::lanes) <= 28;
+
+/// MR rows x NP panels of the output (c: MR x NP * 16 floats of scratch), then the epilogue.
+/// stream: the weights are read once (M <= 8), so prefetch them int4_prefetch_bytes ahead.
+template <class Ops, std::size_t MR, std::size_t NP>
+void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0, bool stream) noexcept {
   constexpr std::size_t per_panel = int4_panel_rows / Ops::lanes;  // vectors per panel
   constexpr std::size_t nv = NP * per_panel;
   constexpr std::size_t width = NP * int4_panel_rows;
+  constexpr bool split = int4_split_tile<Ops, MR, NP>;
   alignas(64) float c[MR * width] = {};
   const std::size_t groups = p.groups, octets = p.octets;
   for (std::size_t g = 0; g < groups; ++g) {
     typename Ops::ivec acc[MR][nv];
+    typename Ops::ivec acc_hi[split ? MR : 1][split ? nv : 1];  // high nibbles (split tiles)
     unrolled<MR>([&](auto m) {
       const auto init = Ops::set1(p.a_corr[(m0 + m) * groups + g]);
       unrolled<nv>([&](auto v) { acc[m][v] = init; });
+      if constexpr (split) unrolled<nv>([&](auto v) { acc_hi[m][v] = Ops::set1(0); });
     });
     const std::uint8_t* w[NP];
     unrolled<NP>([&](auto q) { w[q] = p.w + ((panel0 + q) * groups + g) * octets * int4_block_bytes; });
     const std::int8_t* a = p.a + m0 * p.lda + g * octets * 8;
     for (std::size_t o = 0; o < octets; ++o) {
+      if (stream) {
+        // Through uintptr_t: the address may lie past the end of the weights (prefetch does not fault).
+        unrolled<NP>([&](auto q) {
+          const std::uintptr_t ahead = reinterpret_cast<std::uintptr_t>(w[q] + o * int4_block_bytes) + int4_prefetch_bytes;
+          __builtin_prefetch(reinterpret_cast<const void*>(ahead), 0, 3);
+        });
+      }
       if constexpr (Ops::weights_outer) {
         // Few registers (SSE, AVX2, scalar): one weight vector at a time, every row's codes live.
         unrolled<nv>([&](auto v) {
@@ -114,10 +137,19 @@ void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0) noexce
           Ops::unpack(w[q] + o * int4_block_bytes + part * Ops::lanes * 4, lo[v], hi[v]);
         });
         unrolled<MR>([&](auto m) {
-          unrolled<nv>([&](auto v) { acc[m][v] = Ops::dot8(acc[m][v], lo[v], hi[v], a + m * p.lda + o * 8); });
+          const std::int8_t* am = a + m * p.lda + o * 8;
+          if constexpr (split) {
+            unrolled<nv>([&](auto v) {
+              acc[m][v] = Ops::dot4(acc[m][v], lo[v], am);
+              acc_hi[m][v] = Ops::dot4(acc_hi[m][v], hi[v], am + 4);
+            });
+          } else {
+            unrolled<nv>([&](auto v) { acc[m][v] = Ops::dot8(acc[m][v], lo[v], hi[v], am); });
+          }
         });
       }
     }
+    if constexpr (split) unrolled<MR>([&](auto m) { unrolled<nv>([&](auto v) { acc[m][v] = Ops::add(acc[m][v], acc_hi[m][v]); }); });
     unrolled<MR>([&](auto m) {
       unrolled<nv>([&](auto v) {
         constexpr std::size_t q = decltype(v)::value / per_panel, part = decltype(v)::value % per_panel;
@@ -140,7 +172,7 @@ void tile(const int4_gemm_problem& p, std::size_t m0, std::size_t panel0) noexce
 }
 
 template <class Ops>
-using tile_fn = void (*)(const int4_gemm_problem&, std::size_t, std::size_t) noexcept;
+using tile_fn = void (*)(const int4_gemm_problem&, std::size_t, std::size_t, bool) noexcept;
 
 template <class Ops, std::size_t... R, std::size_t... Q>
 constexpr auto tile_table(std::index_sequence<R...>, std::index_sequence<Q...>) {
@@ -162,13 +194,14 @@ void drive(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size
   static constexpr auto table = tile_table<Ops>(std::make_index_sequence<mr>(), std::make_index_sequence<np>());
   const std::size_t panel_bytes = std::max<std::size_t>(1, p.groups * p.octets * int4_block_bytes);
   const std::size_t block = std::max<std::size_t>(np, panel_block_bytes / panel_bytes / np * np);
+  const bool stream = p.m <= 8;  // decoding: the weights are read once, from DRAM or L3
   for (std::size_t b0 = panel0; b0 < panel1; b0 += block) {
     const std::size_t b1 = std::min(panel1, b0 + block);
     for (std::size_t m = m0; m < m1; m += mr) {
       const std::size_t rows = std::min(mr, m1 - m);
       for (std::size_t q = b0; q < b1; q += np) {
         const std::size_t panels = std::min(np, b1 - q);
-        table[(rows - 1) * np + (panels - 1)](p, m, q);
+        table[(rows - 1) * np + (panels - 1)](p, m, q, stream);
       }
     }
   }

@@ -8,6 +8,10 @@
 //   dot8(acc, lo, hi, a)      acc + per lane sum_b lo_b a[b] + hi_b a[4 + b] (a: 8 signed codes)
 //   fold(c, s, acc)           c[l] = float(acc_l) * s[l] + c[l] for l < lanes
 //   set1(v)                   every lane v
+// Structs with weights_outer = false (the weights-inner tile order) also have, for the tiles that
+// split the nibble products (int4_split_tile):
+//   dot4(acc, w, a)           acc + per lane sum_b w_b a[b] (a: 4 signed codes)
+//   add(x, y)                 lane-wise int32 x + y
 // Compiled only when the translation unit has the ISA's flags (the kernel picks the struct by arch tag).
 #ifndef SINGLEQUANT_DETAIL_ARCH_AVX512_HPP
 #define SINGLEQUANT_DETAIL_ARCH_AVX512_HPP
@@ -63,6 +67,23 @@ struct avx512_int4_ops {
       return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
     }
   }
+  /// acc + the 4-byte dot products of w with a[0..3] in every lane (one half of dot8).
+  static ivec dot4(ivec acc, wvec w, const std::int8_t* a) noexcept {
+    std::int32_t a0 = 0;
+    std::memcpy(&a0, a, 4);
+    const __m512i b0 = _mm512_set1_epi32(a0);
+    if constexpr (Vnni) {
+#  if defined(__AVX512VNNI__)
+      return _mm512_dpbusd_epi32(acc, w, b0);
+#  else
+      __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(b0));
+      return acc;
+#  endif
+    } else {
+      return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w, b0), _mm512_set1_epi16(1)));
+    }
+  }
+  static ivec add(ivec x, ivec y) noexcept { return _mm512_add_epi32(x, y); }
   static void fold(float* c, const float* s, ivec acc) noexcept {
     // maskz: GCC 12's _mm512_cvtepi32_ps passes _mm512_undefined_ps(), a -Wmaybe-uninitialized false positive.
     _mm512_storeu_ps(c, _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xFFFF), acc), _mm512_loadu_ps(s), _mm512_loadu_ps(c)));
