@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <vector>
@@ -49,6 +50,19 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+// CPU seconds of the calling thread: the stages are timed in these, which a loaded machine inflates
+// much less than wall time (wall time counts the time other jobs hold the core).
+double thread_cpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+double process_cpu() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 struct shape {
   std::string name;
@@ -146,8 +160,9 @@ struct stage_seconds {  // thread seconds of one task
 };
 
 struct run_result {
-  stage_seconds wall;  // each phase's wall time split between its stages by their thread seconds
-  double residual_build = 0, total = 0;
+  stage_seconds wall;  // each phase's wall time split between its stages by their thread CPU seconds
+  stage_seconds cpu;   // thread CPU seconds of every stage, summed over the threads
+  double residual_build = 0, residual_build_cpu = 0, total = 0, total_cpu = 0;
   std::uint64_t checksum = 0;
   std::size_t weights = 0;
 };
@@ -174,6 +189,7 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
   auto width_of = [&](site_kind s) { return s == site_kind::down_input ? hidden : d; };
   run_result out;
   const auto total_start = clock_type::now();
+  const double cpu_start = process_cpu();
 
   // Pass 1: statistics and the online builds.
   constexpr std::size_t shards = 2;  // fixed (not the thread count): the merged result must not depend on it
@@ -193,12 +209,12 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
       std::vector<float> rows(chunk * n);
       for (std::size_t t0 = 0; t0 < tokens; t0 += chunk) {
         const std::size_t count = std::min(chunk, tokens - t0);
-        auto t = clock_type::now();
+        auto t = thread_cpu();
         for (std::size_t i = 0; i < count; ++i) activation_row(l, site, t0 + i, n, rows.data() + i * n);
-        s.generate += since(t);
-        t = clock_type::now();
+        s.generate += (thread_cpu() - t);
+        t = thread_cpu();
         cal.observe(sq::matrix_view<const float>(rows.data(), count, n));
-        s.observe += since(t);
+        s.observe += (thread_cpu() - t);
       }
     };
     if (task < shards) {
@@ -207,7 +223,7 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
         observe_site(*residual_cal[task], l, site_kind::attention_input);
         observe_site(*residual_cal[task], l, site_kind::ffn_input);
         // Evenly strided rows of the stacked readers q, k, v, gate, up (W diag(g)).
-        const auto t = clock_type::now();
+        const auto t = thread_cpu();
         const std::size_t stacked = 3 * d + 2 * hidden;
         const std::size_t count = options.residual_rules.weight_term.lambda > 0 ? std::min(quota, stacked) : 0;
         residual_rows[l].resize(count * d);
@@ -221,7 +237,7 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
             residual_rows[l][i * d + k] = static_cast<double>(weight(l, kind, r, k, d)) *
                                           static_cast<double>(norm_gain(l, norm, k));
         }
-        s.generate += since(t);
+        s.generate += (thread_cpu() - t);
       }
       return;
     }
@@ -232,26 +248,28 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
     sq::calibrator cal(n, rules_for(l, site));
     observe_site(cal, l, site);
     // The joint objective's weight rows: evenly strided rows of the reader (o or down).
-    auto t = clock_type::now();
+    auto t = thread_cpu();
     const std::size_t max_rows = options.online_rules.weight_term.max_rows;
     const std::size_t count = max_rows == 0 ? reader_rows : std::min(max_rows, reader_rows);
     std::vector<float> w(count * n);
     for (std::size_t i = 0; i < count; ++i)
       for (std::size_t k = 0; k < n; ++k) w[i * n + k] = weight(l, reader, i * reader_rows / count, k, n);
-    s.generate += since(t);
-    t = clock_type::now();
+    s.generate += (thread_cpu() - t);
+    t = thread_cpu();
     const sq::matrix_view<const float> view(w.data(), count, n);
     online[l][site == site_kind::o_proj_input ? 0 : 1].emplace(cal.build(std::span<const sq::matrix_view<const float>>(&view, 1)));
-    s.build += since(t);
+    s.build += (thread_cpu() - t);
   });
   stage_seconds busy;
   for (const auto& b : busy1) busy.add(b);
   add_split(out.wall, busy, since(phase));
+  out.cpu.add(busy);
   std::printf("  pass 1 (statistics, online builds) done at %.1f s\n", since(total_start));
   std::fflush(stdout);
 
   // The shared residual transform R1.
   phase = clock_type::now();
+  const double r1_cpu = thread_cpu();
   for (std::size_t s = 1; s < shards; ++s) residual_cal[0]->merge(*residual_cal[s]);
   std::vector<double> sampled;
   for (const auto& r : residual_rows) sampled.insert(sampled.end(), r.begin(), r.end());
@@ -263,7 +281,9 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
   residual_cal.clear();
   sampled = {};
   out.residual_build = since(phase);
+  out.residual_build_cpu = thread_cpu() - r1_cpu;
   out.wall.build += out.residual_build;
+  out.cpu.build += out.residual_build_cpu;
 
   // Pass 2: fold and pack, one linear at a time in blocks of rows (columns for R1^T on o / down).
   constexpr std::size_t block = 32;
@@ -291,15 +311,15 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
         sq::detail::parallel_for(col_blocks, threads, [&](std::size_t task) {
           const std::size_t c0 = task * block, count = std::min(block, cols - c0);
           std::vector<double> t(count * rows);  // columns of W as rows: (R1^T W)^T = W^T R1
-          auto t0 = clock_type::now();
+          auto t0 = thread_cpu();
           for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t j = 0; j < count; ++j) t[j * rows + r] = weight(l, kind, r, c0 + j, cols);
-          b[task].generate += since(t0);
-          t0 = clock_type::now();
+          b[task].generate += (thread_cpu() - t0);
+          t0 = thread_cpu();
           residual.apply_rows(sq::matrix_view<double>(t.data(), count, rows));
           for (std::size_t r = 0; r < rows; ++r)
             for (std::size_t j = 0; j < count; ++j) m[r * cols + c0 + j] = t[j * rows + r];
-          b[task].fold += since(t0);
+          b[task].fold += (thread_cpu() - t0);
         });
         for (const auto& x : b) busy.add(x);
       }
@@ -310,7 +330,7 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
         const std::size_t r0 = task * block, count = std::min(block, rows - r0);
         std::vector<double> local;
         double* x = nullptr;
-        auto t0 = clock_type::now();
+        auto t0 = thread_cpu();
         if (output_rotated) {
           x = m.data() + r0 * cols;
         } else {
@@ -318,23 +338,24 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
           for (std::size_t i = 0; i < count; ++i)
             for (std::size_t k = 0; k < cols; ++k) local[i * cols + k] = static_cast<double>(weight(l, kind, r0 + i, k, cols));
           x = local.data();
-          b[task].generate += since(t0);
-          t0 = clock_type::now();
+          b[task].generate += (thread_cpu() - t0);
+          t0 = thread_cpu();
           for (std::size_t i = 0; i < count; ++i)
             for (std::size_t k = 0; k < cols; ++k) x[i * cols + k] *= gains[k];
         }
         const sq::matrix_view<double> view(x, count, cols);
         in->apply_rows(view);  // W <- W R (R1, or the site's online transform)
-        b[task].fold += since(t0);
-        t0 = clock_type::now();
+        b[task].fold += (thread_cpu() - t0);
+        t0 = thread_cpu();
         const sq::packed_int4 q = sq::quantize(sq::matrix_view<const double>(view), options.weights);
         std::uint64_t s = checksum_bytes(q.codes().data(), q.codes().size(), 0xcbf29ce484222325ULL);
         sums[task] = checksum_bytes(q.scales().data(), q.scales().size() * sizeof(float), s);
-        b[task].pack += since(t0);
+        b[task].pack += (thread_cpu() - t0);
       });
       for (const auto& x : b) busy.add(x);
       for (const std::uint64_t s : sums) h = hash(h, s);
       add_split(out.wall, busy, since(phase));
+      out.cpu.add(busy);
     }
     if ((l + 1) % 10 == 0 || l + 1 == L) {
       std::printf("  pass 2 (fold, pack): %zu of %zu layers done at %.1f s\n", l + 1, L, since(total_start));
@@ -343,6 +364,7 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
   }
   out.checksum = h;
   out.total = since(total_start);
+  out.total_cpu = process_cpu() - cpu_start;
   return out;
 }
 
@@ -368,19 +390,26 @@ int run_child(const shape& full, std::size_t layers, std::size_t tokens, std::si
   const double extrapolated_no_gen = (no_gen - r.residual_build) * scale + r.residual_build;
   std::printf("  stage (wall s)        generate %8.2f  statistics %8.2f  build %8.2f (R1 %.2f)  fold %8.2f  pack %8.2f\n",
               r.wall.generate, r.wall.observe, r.wall.build, r.residual_build, r.wall.fold, r.wall.pack);
+  std::printf("  stage (thread CPU s)  generate %8.2f  statistics %8.2f  build %8.2f (R1 %.2f)  fold %8.2f  pack %8.2f\n",
+              r.cpu.generate, r.cpu.observe, r.cpu.build, r.residual_build_cpu, r.cpu.fold, r.cpu.pack);
+  std::printf("  process CPU %.2f s (%.2f s without generation); on an idle machine the wall time is about this over the threads\n",
+              r.total_cpu, r.total_cpu - r.cpu.generate);
   std::printf("  total %.2f s including weight / activation generation, %.2f s without (the single pass)\n", r.total,
               no_gen);
   std::printf("  %zu linear weights: %.3g weights/s (without generation)\n", r.weights,
               static_cast<double>(r.weights) / no_gen);
+  const double cpu_no_gen = r.total_cpu - r.cpu.generate;
+  const double extrapolated_cpu = (cpu_no_gen - r.residual_build_cpu) * scale + r.residual_build_cpu;
   if (layers != full.config.n_layers)
-    std::printf("  extrapolated to %zu layers: %.1f s without generation, %.1f s with\n", full.config.n_layers,
-                extrapolated_no_gen, extrapolated);
+    std::printf("  extrapolated to %zu layers: %.1f s without generation, %.1f s with; %.1f CPU s without generation\n",
+                full.config.n_layers, extrapolated_no_gen, extrapolated, extrapolated_cpu);
   std::printf("  checksum of the packed weights %016llx\n", static_cast<unsigned long long>(r.checksum));
   std::printf("shape=%s threads=%zu layers=%zu tokens=%zu total_seconds=%.3f total_with_generation_seconds=%.3f "
               "generate_seconds=%.3f statistics_seconds=%.3f build_seconds=%.3f fold_seconds=%.3f pack_seconds=%.3f "
-              "extrapolated_total_seconds=%.3f peak_rss_mib=%.1f\n",
+              "cpu_seconds=%.3f cpu_seconds_without_generation=%.3f extrapolated_total_seconds=%.3f "
+              "extrapolated_cpu_seconds=%.3f peak_rss_mib=%.1f\n",
               full.name.c_str(), used, layers, tokens, no_gen, r.total, r.wall.generate, r.wall.observe, r.wall.build,
-              r.wall.fold, r.wall.pack, extrapolated_no_gen, peak_rss_mib());
+              r.wall.fold, r.wall.pack, r.total_cpu, cpu_no_gen, extrapolated_no_gen, extrapolated_cpu, peak_rss_mib());
   std::fflush(stdout);
   const std::uint64_t sum = r.checksum;
   return write(pipe_out, &sum, sizeof sum) == static_cast<ssize_t>(sizeof sum) ? 0 : 1;
