@@ -21,7 +21,9 @@
 // Each configuration runs in a child process, so its peak RSS (getrusage) is its own.
 //
 // quantize_13b [--shape 13b|7b|tiny] [--threads N] [--layers L] [--tokens T] [--quick] [--skip-when-quick]
-//   without --threads: 1 thread, then every core. --quick (or SINGLEQUANT_BENCH_QUICK=1): --layers 1,
+//             [--method singlequant|hadamard]
+//   --method hadamard: the randomised-Hadamard rules (no ART / URT to build), to time the other stages
+//   alone. Without --threads: 1 thread, then every core. --quick (or SINGLEQUANT_BENCH_QUICK=1): --layers 1,
 //   every core only (--skip-when-quick: nothing). Last line of each run: shape=... threads=... total_seconds=... peak_rss_mib=...
 #include <singlequant/calibrator.hpp>
 #include <singlequant/detail/float_gemm.hpp>
@@ -177,10 +179,10 @@ void add_split(stage_seconds& wall, const stage_seconds& busy, double phase_wall
   wall.pack += phase_wall * busy.pack / b;
 }
 
-run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t threads) {
+run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t threads, sq::quant_method method) {
   using sq::site_kind, sq::linear_kind;
   const std::size_t L = c.n_layers, d = c.dim, hidden = c.hidden_dim;
-  const sq::quantize_model_options options = sq::quantize_preset(sq::quant_method::singlequant, 0);
+  const sq::quantize_model_options options = sq::quantize_preset(method, 0);
   auto rules_for = [&](std::size_t l, site_kind site) {
     sq::transform_options r = options.online_rules;
     r.hadamard.seed = sq::detail::site_seed(r.hadamard.seed, l, site);
@@ -290,7 +292,8 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (std::size_t l = 0; l < L; ++l) {
     for (const linear_kind kind : sq::layer_linears) {
-      const auto [rows, cols] = sq::linear_shape(c, kind);
+      const std::array<std::size_t, 2> shape = sq::linear_shape(c, kind);
+      const std::size_t rows = shape[0], cols = shape[1];  // not a structured binding: clang 14 cannot capture one
       out.weights += rows * cols;
       const site_kind site = sq::site_of(kind);
       const bool output_rotated = kind == linear_kind::o || kind == linear_kind::down;
@@ -374,15 +377,17 @@ double peak_rss_mib() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
-int run_child(const shape& full, std::size_t layers, std::size_t tokens, std::size_t threads, int pipe_out) {
+int run_child(const shape& full, std::size_t layers, std::size_t tokens, std::size_t threads, sq::quant_method method,
+              int pipe_out) {
   sq::llama_config c = full.config;
   c.n_layers = layers;
   const std::size_t used = sq::detail::resolve_threads(threads);
-  std::printf("== %s shape: %zu of %zu layers, dim %zu, ffn %zu, %zu heads of %zu; %zu calibration tokens per site; %zu thread(s)\n",
+  std::printf("== %s shape: %zu of %zu layers, dim %zu, ffn %zu, %zu heads of %zu; %zu calibration tokens per site; %zu thread(s); %s\n",
               full.name.c_str(), layers, full.config.n_layers, c.dim, c.hidden_dim, c.n_heads, c.dim / c.n_heads,
-              tokens, used);
+              tokens, used, method == sq::quant_method::singlequant ? "singlequant (default options)"
+                            : "hadamard rules (no ART / URT builds: the other stages alone)");
   std::fflush(stdout);
-  const run_result r = run(c, tokens, used);
+  const run_result r = run(c, tokens, used, method);
   const double no_gen = r.total - r.wall.generate;
   const double scale = static_cast<double>(full.config.n_layers) / static_cast<double>(layers);
   // Per-layer stages scale with the layer count; R1's build reads capped samples (about constant).
@@ -404,11 +409,12 @@ int run_child(const shape& full, std::size_t layers, std::size_t tokens, std::si
     std::printf("  extrapolated to %zu layers: %.1f s without generation, %.1f s with; %.1f CPU s without generation\n",
                 full.config.n_layers, extrapolated_no_gen, extrapolated, extrapolated_cpu);
   std::printf("  checksum of the packed weights %016llx\n", static_cast<unsigned long long>(r.checksum));
-  std::printf("shape=%s threads=%zu layers=%zu tokens=%zu total_seconds=%.3f total_with_generation_seconds=%.3f "
+  std::printf("shape=%s method=%s threads=%zu layers=%zu tokens=%zu total_seconds=%.3f total_with_generation_seconds=%.3f "
               "generate_seconds=%.3f statistics_seconds=%.3f build_seconds=%.3f fold_seconds=%.3f pack_seconds=%.3f "
               "cpu_seconds=%.3f cpu_seconds_without_generation=%.3f extrapolated_total_seconds=%.3f "
               "extrapolated_cpu_seconds=%.3f peak_rss_mib=%.1f\n",
-              full.name.c_str(), used, layers, tokens, no_gen, r.total, r.wall.generate, r.wall.observe, r.wall.build,
+              full.name.c_str(), method == sq::quant_method::singlequant ? "singlequant" : "hadamard", used, layers,
+              tokens, no_gen, r.total, r.wall.generate, r.wall.observe, r.wall.build,
               r.wall.fold, r.wall.pack, r.total_cpu, cpu_no_gen, extrapolated_no_gen, extrapolated_cpu, peak_rss_mib());
   std::fflush(stdout);
   const std::uint64_t sum = r.checksum;
@@ -432,6 +438,7 @@ int main(int argc, char** argv) {
     const char* env = std::getenv("SINGLEQUANT_BENCH_QUICK");
     bool quick = env != nullptr && std::strcmp(env, "") != 0 && std::strcmp(env, "0") != 0;
     bool skip_when_quick = false;
+    sq::quant_method method = sq::quant_method::singlequant;
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto value = [&]() -> const char* {
@@ -444,9 +451,15 @@ int main(int argc, char** argv) {
       else if (a == "--tokens") tokens = parse_size(value(), "--tokens");
       else if (a == "--quick") quick = true;
       else if (a == "--skip-when-quick") skip_when_quick = true;
+      else if (a == "--method") {
+        const std::string m = value();
+        if (m == "singlequant") method = sq::quant_method::singlequant;
+        else if (m == "hadamard") method = sq::quant_method::hadamard;
+        else throw std::runtime_error("--method must be singlequant or hadamard, not " + m);
+      }
       else if (a == "--help" || a == "-h") {
         std::printf("quantize_13b [--shape 13b|7b|tiny] [--threads N (0: every core)] [--layers L] [--tokens T] [--quick]"
-                    " [--skip-when-quick]\n");
+                    " [--skip-when-quick] [--method singlequant|hadamard]\n");
         return 0;
       } else {
         throw std::runtime_error("unknown option " + a);
@@ -476,7 +489,7 @@ int main(int argc, char** argv) {
         close(fds[0]);
         int rc = 1;
         try {
-          rc = run_child(s, L, tokens, t, fds[1]);
+          rc = run_child(s, L, tokens, t, method, fds[1]);
         } catch (const std::exception& e) {
           std::fprintf(stderr, "quantize_13b: %s\n", e.what());
         }
