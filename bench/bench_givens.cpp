@@ -137,7 +137,7 @@ class recording_reporter : public benchmark::ConsoleReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  sq_bench::initialize(argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   // Each stage right after its reference pass, so both see the same machine load.
   for (long n : {4096L, 5120L, 11008L}) {

@@ -139,7 +139,7 @@ BENCHMARK(reference_products)->Args({4096, 2})->Args({4096, 1})->Args({11008, 2}
 BENCHMARK(hessian_accumulate)->Arg(2)->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  sq_bench::initialize(argc, argv, "gptq_layer/4096/2/0|reference_products/4096/2");
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   hessian();  // outside the timings
   sq_bench::best_of_reporter reporter;

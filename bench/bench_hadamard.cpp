@@ -248,7 +248,7 @@ BENCHMARK(transform_batch)->Arg(4096)->Arg(8192)->Arg(16384)->Arg(11008)->Arg(13
     ->ReportAggregatesOnly(true)->ComputeStatistics("min", min_of);
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  sq_bench::initialize(argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   recording_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);

@@ -14,6 +14,8 @@
 #include <random>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace sq = singlequant;
 
 namespace {
@@ -98,4 +100,10 @@ void bm_model(benchmark::State& state) {
 
 BENCHMARK(bm_model)->ArgNames({"decode", "mode"})->ArgsProduct({{0, 1}, {0, 1, 2}})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  sq_bench::initialize(argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

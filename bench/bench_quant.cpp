@@ -122,7 +122,7 @@ BENCHMARK(dequantize_per_row)->Repetitions(5)->UseRealTime()->Unit(benchmark::kM
 BENCHMARK(mse_clip_search_4096)->Iterations(1)->Repetitions(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  sq_bench::initialize(argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   input();  // generate outside the timings
   sq_bench::best_of_reporter reporter(sq_bench::best_of_reporter::key::function);

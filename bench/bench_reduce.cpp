@@ -35,4 +35,10 @@ void absmax(benchmark::State& state) {
 BENCHMARK(read_pass)->Arg(1 << 12)->Arg(1 << 24);
 BENCHMARK(absmax<sq::simd::default_arch>)->Arg(1 << 12)->Arg(1 << 24);
 BENCHMARK(absmax<sq::simd::scalar_arch>)->Arg(1 << 12)->Arg(1 << 24);
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  sq_bench::initialize(argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -6,12 +6,43 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace sq_bench {
+
+/// True in quick mode: `--quick` on the command line or SINGLEQUANT_BENCH_QUICK set (not "0").
+inline bool quick_requested(int argc, char** argv) {
+  const char* env = std::getenv("SINGLEQUANT_BENCH_QUICK");
+  bool quick = env != nullptr && env[0] != '\0' && std::strcmp(env, "0") != 0;
+  for (int i = 1; i < argc; ++i) quick = quick || std::strcmp(argv[i], "--quick") == 0;
+  return quick;
+}
+
+/// benchmark::Initialize with the quick mode of the bench preset (`cmake --workflow --preset
+/// bench-quick`, the whole set in under 2 minutes): `--quick` is removed and, when quick, the
+/// benchmark's cheap cases (`quick_filter`, a Google Benchmark regex; "" keeps all) run with a short
+/// minimum time. Flags given on the command line come after and win.
+inline void initialize(int& argc, char**& argv, const char* quick_filter = "") {
+  static std::vector<std::string> added;
+  static std::vector<char*> args;
+  const bool quick = quick_requested(argc, argv);
+  args.assign(argv, argv + 1);
+  if (quick) {
+    added = {"--benchmark_min_time=0.02"};
+    if (quick_filter[0] != '\0') added.push_back(std::string("--benchmark_filter=") + quick_filter);
+    for (std::string& a : added) args.push_back(a.data());
+  }
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--quick") != 0) args.push_back(argv[i]);
+  argc = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  argv = args.data();
+  benchmark::Initialize(&argc, argv);
+}
 
 /// In-place read-modify-write pass (x *= 1.0001f) over n floats: the bandwidth reference for
 /// in-place transforms (the compiler vectorises it with the benchmark's flags).

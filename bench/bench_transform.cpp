@@ -144,7 +144,7 @@ BENCHMARK(online_apply<sq::transform_structure::kronecker>)->Arg(4096)->Unit(ben
 BENCHMARK(online_apply<sq::transform_structure::full>)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
+  sq_bench::initialize(argc, argv, "collect/4096|dense_matvec|online_apply");
   ratio_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   const auto& t = reporter.times;
