@@ -256,7 +256,9 @@ class greedy_l4_search {
   }
 
   void init_from_rows() {
-    constexpr std::size_t block = 64;
+    // Scratch of rows x block: no wider than the search (blocked searches of 8 channels run by
+    // the thousand).
+    const std::size_t block = std::min<std::size_t>(64, n_);
     std::vector<double> w3(rows_ * block), w2(rows_ * block), w1(rows_ * block);
     std::vector<double> o31(block * n_), o22(block * n_), o13(block * n_);
     const double* y = block_data();
@@ -300,8 +302,12 @@ class greedy_l4_search {
   // replace the entries of every other row.
   void rescan(const std::vector<std::size_t>& group, std::size_t rotated) {
     const std::size_t m = group.size();
-    std::vector<double> w3(rows_ * m), w2(rows_ * m), w1(rows_ * m);
-    std::vector<double> o31(m * n_, 0.0), o22(m * n_, 0.0), o13(m * n_, 0.0);
+    // Member scratch: one rescan per rotation, thousands of them on a wide site.
+    std::vector<double>&w3 = scratch_[0], &w2 = scratch_[1], &w1 = scratch_[2];
+    std::vector<double>&o31 = scratch_[3], &o22 = scratch_[4], &o13 = scratch_[5];
+    for (std::size_t u = 0; u < 3; ++u)
+      if (scratch_[u].size() < rows_ * m) scratch_[u].resize(rows_ * m);
+    for (std::size_t u = 3; u < 6; ++u) scratch_[u].assign(m * n_, 0.0);
     const double* y = block_data();
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t c = 0; c < m; ++c) {
@@ -361,6 +367,7 @@ class greedy_l4_search {
   std::vector<double> fourth_, gain_;
   std::vector<std::size_t> partner_, count_;
   std::vector<double> floor_;
+  std::vector<double> scratch_[6];
 };
 
 /// The greedy on blocks of channels (urt_options::search_block): consecutive channels
