@@ -205,6 +205,7 @@ struct joint_knobs {
   std::size_t urt_budget = 0;  // 0: the builder's default
   double budget_factor = 0;    // > 0: URT budget round(budget_factor x n) per site
   bool compact = false;        // only the Hadamard, today's default and the joint rows
+  std::size_t search_block = 0;  // URT greedy search block (0: the builder's default)
 };
 joint_knobs knobs;
 
@@ -214,6 +215,7 @@ std::vector<variant> make_variants() {
   sq::transform_options base;
   base.hadamard.randomized = true;
   base.hadamard.seed = 7;
+  base.urt.search_block = knobs.search_block;
   variant had{"hadamard", false, true, base, false};
   had.options.use_art = false;
   had.options.use_urt = false;
@@ -521,11 +523,12 @@ int main(int argc, char** argv) {
     else if (arg == "--weight-rows" && i + 1 < argc) knobs.term.max_rows = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (arg == "--energy-rows") knobs.term.weighting = sq::weight_row_weighting::energy;
     else if (arg == "--budget-factor" && i + 1 < argc) knobs.budget_factor = std::atof(argv[++i]);
+    else if (arg == "--search-block" && i + 1 < argc) knobs.search_block = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (arg == "--budget" && i + 1 < argc) knobs.urt_budget = static_cast<std::size_t>(std::atol(argv[++i]));
     else {
       std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n"
                    "          [--gptq [--group N] [--gptq-clip weight|output] [--damping X] [--clip-min X] [--clip-step X] [--refine N]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
-                   "          [--budget N] [--budget-factor F]\n", argv[0]);
+                   "          [--budget N] [--budget-factor F] [--search-block N]\n", argv[0]);
       return 2;
     }
   }

@@ -1,5 +1,6 @@
 #include <singlequant/urt.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -383,4 +384,69 @@ TEST_CASE("issue 14 - build_urt: out-of-range enum values are errors") {
   bad_weighting.weighting = static_cast<sq::token_weighting>(2);
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::build_urt(stats, bad_weighting)), "build_urt",
                           "urt_options::weighting has no enumerator of value 2");
+}
+
+TEST_CASE("urt greedy blocked: each step is the best pair of any block of consecutive channels") {
+  // search_block 8 on 40 channels: blocks [0, 8), [8, 16), ...; every rotation stays inside one
+  // block and picks the largest gain over every block's pairs (brute force on the rotated rows).
+  const std::size_t n = 40, tokens = 150, block = 8;
+  const sq_test::llm_like_activations gen(n, 61);
+  auto x = gen.draw(tokens, 62);
+  const auto stats = stats_of(x, tokens, n);
+  sq::urt_options options;
+  options.weighting = sq::token_weighting::raw;
+  options.search_block = block;
+  options.budget = 30;
+  options.min_relative_gain = 0;
+  const auto urt = sq::build_urt(stats, options);
+  const auto rotations = flatten(urt.rotations);
+  REQUIRE(rotations.size() == 30);
+  std::vector<std::size_t> block_of(n);
+  for (std::size_t k = 0; k < n; ++k) block_of[k] = k / block;
+  double l4 = sq_test::fourth_power_sum(x);
+  for (const auto& g : rotations) {
+    CHECK(block_of[g.i] == block_of[g.j]);
+    double best = -1;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = i + 1; j < n; ++j)
+        if (block_of[i] == block_of[j]) best = std::max(best, pair_decrease(x, tokens, n, i, j));
+    const double chosen = pair_decrease(x, tokens, n, g.i, g.j);
+    CHECK(chosen >= best * (1 - 1e-9));
+    sq::givens_sequence<double> single(n);
+    single.push_back(g);
+    single.apply_rows(sq::matrix_view<double>(x, tokens, n));
+    const double after = sq_test::fourth_power_sum(x);
+    CHECK(sq_test::close(l4 - after, chosen, 1e-8 * l4));  // the predicted decrease happened
+    l4 = after;
+  }
+  CHECK(sq_test::close(std::pow(l4, 0.25), urt.report.l4_after, 1e-12));
+}
+
+TEST_CASE("urt greedy blocked: a block of n or more is the exact greedy, bit for bit") {
+  const std::size_t n = 40, tokens = 100;
+  const sq_test::llm_like_activations gen(n, 63);
+  const auto x = gen.draw(tokens, 64);
+  const auto stats = stats_of(x, tokens, n);
+  sq::urt_options exact;
+  sq::urt_options wide;
+  wide.search_block = n;
+  sq_test::check_same_rotations(sq::build_urt(stats, exact).rotations,
+                                sq::build_urt(stats, wide).rotations);
+  wide.search_block = 1000;
+  sq_test::check_same_rotations(sq::build_urt(stats, exact).rotations,
+                                sq::build_urt(stats, wide).rotations);
+  CHECK(sq::greedy_l4_search_block(n) == n);  // the automatic block is exact at this width
+  CHECK(sq::greedy_l4_search_block(362) == 362);
+  CHECK(sq::greedy_l4_search_block(1024) == 128);
+  CHECK(sq::greedy_l4_search_block(5120) == 24);
+  CHECK(sq::greedy_l4_search_block(13824) == 8);
+  // Blocked builds are deterministic too, and blocks of 14 channels are rounded to whole panels.
+  sq::urt_options blocked;
+  blocked.search_block = 16;
+  sq::urt_options rounded;
+  rounded.search_block = 14;  // 40 / 14: 3 blocks, of ceil(40 / 3) = 14 -> 16 channels
+  sq_test::check_same_rotations(sq::build_urt(stats, blocked).rotations,
+                                sq::build_urt(stats, rounded).rotations);
+  sq_test::check_same_rotations(sq::build_urt(stats, blocked).rotations,
+                                sq::build_urt(stats, blocked).rotations);
 }

@@ -41,6 +41,18 @@ enum class urt_mode {
 /// The smallest relative l4 decrease the greedy_l4 search accepts (urt_options::min_relative_gain).
 inline constexpr double greedy_l4_noise_floor = 1e-12;
 
+/// Candidate pairs per site the automatic search block allows: n x search_block <= this, so the
+/// greedy's cost, O(rows x n x search_block), no longer grows with the width.
+inline constexpr std::size_t greedy_l4_pair_budget = std::size_t{1} << 17;
+
+/// The automatic urt_options::search_block: n (the exact greedy) while n^2 <= greedy_l4_pair_budget
+/// (n <= 362), else greedy_l4_pair_budget / n rounded down to whole panels of 8, at least 8
+/// (1024 -> 128, 5120 -> 24, 13824 -> 8; docs/performance.md: what each costs in time and SQNR).
+[[nodiscard]] constexpr std::size_t greedy_l4_search_block(std::size_t n) noexcept {
+  if (n == 0 || n <= greedy_l4_pair_budget / n) return n;
+  return std::max<std::size_t>(greedy_l4_pair_budget / n / 8 * 8, 8);
+}
+
 /// Options of build_urt.
 struct urt_options {
   urt_mode mode = urt_mode::greedy_l4;
@@ -57,6 +69,11 @@ struct urt_options {
   std::size_t max_rows = 0;
   /// greedy_l4: best partners remembered per channel (more: fewer full rescans, O(n x this) memory).
   std::size_t candidates = 32;
+  /// greedy_l4: pairs are searched within blocks of about this many consecutive channels (of even
+  /// size, whole panels of 8). One budget over all blocks: each step still rotates the best pair of
+  /// any block. Cost O(rows x n x search_block) instead of O(rows x n^2). 0: automatic
+  /// (greedy_l4_search_block(n)); a value >= n: the exact greedy.
+  std::size_t search_block = 0;
   /// energy: channels within energy_tolerance x tr(S)/n of the mean count as done.
   double energy_tolerance = 1e-12;
   /// chain: block size b (blocks [g b, (g + 1) b), the last one may be shorter; 0: min(n, 64)).
@@ -95,12 +112,16 @@ inline double l4_gain(double s40_lo, double s04_hi, double s22, double s31_lohi,
 template <class Arch>
 class greedy_l4_search {
  public:
+  /// Searches the channels first .. first + width of `ws` (first a multiple of 8, the panel
+  /// width, so the block is addressable in place); local channel k is ws channel first + k.
   greedy_l4_search(working_set& ws, const activation_stats& stats, bool dense_start,
-                   const std::vector<char>& touched_before, std::size_t candidates)
-      : ws_(ws), n_(ws.dim()), rows_(ws.rows()), k_(std::max<std::size_t>(candidates, 1)),
-        fourth_(n_), gain_(n_ * k_), partner_(n_ * k_), count_(n_, 0), floor_(n_, -1.0) {
-    for (std::size_t k = 0; k < n_; ++k) fourth_[k] = ws.fourth(k);
-    if (dense_start && stats.has_dense_cross_moments()) {
+                   const std::vector<char>& touched_before, std::size_t candidates,
+                   std::size_t first = 0, std::size_t width = 0)
+      : ws_(ws), c0_(first), n_(width == 0 ? ws.dim() : width), rows_(ws.rows()),
+        k_(std::max<std::size_t>(candidates, 1)), fourth_(n_), gain_(n_ * k_), partner_(n_ * k_),
+        count_(n_, 0), floor_(n_, -1.0) {
+    for (std::size_t k = 0; k < n_; ++k) fourth_[k] = ws.fourth(c0_ + k);
+    if (dense_start && c0_ == 0 && n_ == ws.dim() && stats.has_dense_cross_moments()) {
       init_from_dense(stats, touched_before);
     } else {
       init_from_rows();
@@ -111,7 +132,19 @@ class greedy_l4_search {
   std::size_t run(std::size_t budget, double min_relative_gain, givens_sequence<double>& out) {
     std::size_t done = 0;
     while (done < budget) {
-      // Largest exact best or upper bound; ties to the lower channel.
+      const double top = best();
+      if (top < 0) break;
+      if (!(top > min_relative_gain * fourth_total())) break;
+      if (!step(out)) break;
+      ++done;
+    }
+    return done;
+  }
+
+  /// The exact largest gain of the block (rescanning stale rows as needed), -1 when none; step()
+  /// rotates its pair. Ties: the lower channel.
+  double best() {
+    for (;;) {
       std::size_t r = n_;
       double top = -1;
       for (std::size_t k = 0; k < n_; ++k) {
@@ -121,27 +154,37 @@ class greedy_l4_search {
           r = k;
         }
       }
-      if (r == n_ || top < 0) break;
-      if (!exact(r)) {
-        rescan(with_stale_rows({r}), 0);
-        continue;
+      if (r == n_ || top < 0) return -1;
+      if (exact(r)) {
+        best_ = r;
+        return top;
       }
-      double total = 0;
-      for (const double f : fourth_) total += f;
-      if (!(top > min_relative_gain * total)) break;
-      const std::size_t p = partner_[r * k_];
-      const std::size_t i = std::min(r, p), j = std::max(r, p);
-      const angles::l4_step step = angles::l4_optimal(ws_.pair_moments(i, j));
-      if (!(step.decrease > 0)) break;
-      const auto g = givens<double>::from_angle(i, j, step.theta);
-      ws_.rotate(g.i, g.j, g.c, g.s);
-      out.push_back(g);
-      ++done;
-      fourth_[i] = ws_.fourth(i);
-      fourth_[j] = ws_.fourth(j);
-      rescan(with_stale_rows({i, j}), 2);
+      rescan(with_stale_rows({r}), 0);
     }
-    return done;
+  }
+
+  /// sum_k y_k^4 over the block's channels.
+  [[nodiscard]] double fourth_total() const noexcept {
+    double total = 0;
+    for (const double f : fourth_) total += f;
+    return total;
+  }
+
+  /// Rotates the pair best() found by its l4-optimal angle (false: its exact decrease is not > 0,
+  /// nothing done).
+  bool step(givens_sequence<double>& out) {
+    const std::size_t r = best_;
+    const std::size_t p = partner_[r * k_];
+    const std::size_t i = std::min(r, p), j = std::max(r, p);
+    const angles::l4_step l4 = angles::l4_optimal(ws_.pair_moments(c0_ + i, c0_ + j));
+    if (!(l4.decrease > 0)) return false;
+    const auto g = givens<double>::from_angle(c0_ + i, c0_ + j, l4.theta);
+    ws_.rotate(g.i, g.j, g.c, g.s);
+    out.push_back(g);
+    fourth_[i] = ws_.fourth(c0_ + i);
+    fourth_[j] = ws_.fourth(c0_ + j);
+    rescan(with_stale_rows({i, j}), 2);
+    return true;
   }
 
  private:
@@ -213,10 +256,12 @@ class greedy_l4_search {
   }
 
   void init_from_rows() {
-    constexpr std::size_t block = 64;
+    // Scratch of rows x block: no wider than the search (blocked searches of 8 channels run by
+    // the thousand).
+    const std::size_t block = std::min<std::size_t>(64, n_);
     std::vector<double> w3(rows_ * block), w2(rows_ * block), w1(rows_ * block);
     std::vector<double> o31(block * n_), o22(block * n_), o13(block * n_);
-    const double* y = ws_.data();
+    const double* y = block_data();
     for (std::size_t c0 = 0; c0 < n_; c0 += block) {
       const std::size_t m = std::min(block, n_ - c0);
       fill_weights(c0, 1, m, w3.data(), w2.data(), w1.data());
@@ -244,7 +289,7 @@ class greedy_l4_search {
                     double* w1) const {
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t c = 0; c < m; ++c) {
-        const double v = ws_.value(t, first + c * step);
+        const double v = ws_.value(t, c0_ + first + c * step);
         const double v2 = v * v;
         w1[t * m + c] = v;
         w2[t * m + c] = v2;
@@ -257,12 +302,16 @@ class greedy_l4_search {
   // replace the entries of every other row.
   void rescan(const std::vector<std::size_t>& group, std::size_t rotated) {
     const std::size_t m = group.size();
-    std::vector<double> w3(rows_ * m), w2(rows_ * m), w1(rows_ * m);
-    std::vector<double> o31(m * n_, 0.0), o22(m * n_, 0.0), o13(m * n_, 0.0);
-    const double* y = ws_.data();
+    // Member scratch: one rescan per rotation, thousands of them on a wide site.
+    std::vector<double>&w3 = scratch_[0], &w2 = scratch_[1], &w1 = scratch_[2];
+    std::vector<double>&o31 = scratch_[3], &o22 = scratch_[4], &o13 = scratch_[5];
+    for (std::size_t u = 0; u < 3; ++u)
+      if (scratch_[u].size() < rows_ * m) scratch_[u].resize(rows_ * m);
+    for (std::size_t u = 3; u < 6; ++u) scratch_[u].assign(m * n_, 0.0);
+    const double* y = block_data();
     for (std::size_t t = 0; t < rows_; ++t)
       for (std::size_t c = 0; c < m; ++c) {
-        const double v = ws_.value(t, group[c]);
+        const double v = ws_.value(t, c0_ + group[c]);
         const double v2 = v * v;
         w1[t * m + c] = v;
         w2[t * m + c] = v2;
@@ -308,12 +357,62 @@ class greedy_l4_search {
   }
   static constexpr std::size_t rescan_group = 4;
 
+  // The block's first column in the panel layout (c0_ % 8 == 0).
+  [[nodiscard]] const double* block_data() const noexcept {
+    return ws_.data() + column_offset(c0_, ws_.panel_stride());
+  }
+
   working_set& ws_;
-  std::size_t n_, rows_, k_;
+  std::size_t c0_, n_, rows_, k_, best_ = 0;
   std::vector<double> fourth_, gain_;
   std::vector<std::size_t> partner_, count_;
   std::vector<double> floor_;
+  std::vector<double> scratch_[6];
 };
+
+/// The greedy on blocks of channels (urt_options::search_block): consecutive channels
+/// [c0, c0 + block) of the rotation basis, the blocks of even size in whole panels of 8; each step
+/// rotates the largest exact gain of any block (ties: the lower block, then as the exact greedy).
+/// After the Hadamard the channel order carries no structure, so consecutive blocks are a uniform
+/// choice of candidate pairs (ordering the channels by sum y^4 first, heavy with heavy, built
+/// worse: docs/performance.md).
+template <class Arch>
+std::size_t blocked_greedy_l4(working_set& ws, const activation_stats& stats,
+                              const std::vector<char>& touched, std::size_t candidates,
+                              std::size_t block, std::size_t budget, double min_relative_gain,
+                              givens_sequence<double>& out) {
+  const std::size_t n = ws.dim();
+  const std::size_t count = (n + block - 1) / block;
+  block = std::max<std::size_t>(((n + count - 1) / count + 7) / 8 * 8, 8);  // n = 384, 336: 2 x 192
+  std::vector<greedy_l4_search<Arch>> searches;
+  searches.reserve(count);
+  for (std::size_t c0 = 0; c0 < n; c0 += block)
+    searches.emplace_back(ws, stats, false, touched, candidates, c0, std::min(block, n - c0));
+  const std::size_t blocks = searches.size();
+  std::vector<double> top(blocks), total(blocks);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    top[b] = searches[b].best();
+    total[b] = searches[b].fourth_total();
+  }
+  std::size_t done = 0;
+  while (done < budget) {
+    std::size_t pick = 0;
+    for (std::size_t b = 1; b < blocks; ++b)
+      if (top[b] > top[pick]) pick = b;
+    if (top[pick] < 0) break;
+    double sum = 0;
+    for (const double t : total) sum += t;
+    if (!(top[pick] > min_relative_gain * sum)) break;
+    if (!searches[pick].step(out)) {
+      top[pick] = -1;  // this block has nothing left to gain; the others may
+      continue;
+    }
+    ++done;
+    top[pick] = searches[pick].best();
+    total[pick] = searches[pick].fourth_total();
+  }
+  return done;
+}
 
 inline void build_energy(working_set& ws, std::size_t budget, double tolerance,
                          givens_sequence<double>& out, std::size_t& rotations) {
@@ -429,9 +528,16 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
       const bool dense_start = !ws.has_weight_rows() && stats.sample_is_complete() &&
                                options.weighting == token_weighting::raw && ws.rows() == stats.tokens();
-      greedy_l4_search<Arch> search(ws, stats, dense_start, touched, options.candidates);
-      result.report.rotations = search.run(
-          budget, std::max(options.min_relative_gain, greedy_l4_noise_floor), result.rotations);
+      const double floor = std::max(options.min_relative_gain, greedy_l4_noise_floor);
+      const std::size_t block =
+          options.search_block == 0 ? greedy_l4_search_block(n) : options.search_block;
+      if (block >= n) {
+        greedy_l4_search<Arch> search(ws, stats, dense_start, touched, options.candidates);
+        result.report.rotations = search.run(budget, floor, result.rotations);
+      } else {
+        result.report.rotations = blocked_greedy_l4<Arch>(ws, stats, touched, options.candidates,
+                                                          block, budget, floor, result.rotations);
+      }
       break;
     }
     case urt_mode::energy: {

@@ -112,11 +112,25 @@ class working_set {
     return std::sqrt(std::sqrt(s));
   }
   /// mean over the token rows of max_k |y_tk| / rms(y_t).
+  /// As mean_max_over_rms on the row-major token rows (the same operations in the same order per
+  /// row), swept panel by panel: no row-major copy (226 MB for 2048 tokens of 13824).
   [[nodiscard]] double max_over_rms() const {
-    std::vector<double> row_major(token_rows_ * n_);
+    if (token_rows_ == 0 || n_ == 0) return 0;
+    std::vector<double> peak(token_rows_, 0.0), energy(token_rows_, 0.0);
+    for (std::size_t k0 = 0; k0 < n_; k0 += 8) {
+      const double* panel = y_.data() + column_offset(k0, panel_stride());
+      const std::size_t width = std::min<std::size_t>(8, n_ - k0);
+      for (std::size_t t = 0; t < token_rows_; ++t)
+        for (std::size_t c = 0; c < width; ++c) {
+          const double v = panel[t * 8 + c];
+          peak[t] = std::max(peak[t], std::fabs(v));
+          energy[t] += v * v;
+        }
+    }
+    double total = 0;
     for (std::size_t t = 0; t < token_rows_; ++t)
-      for (std::size_t k = 0; k < n_; ++k) row_major[t * n_ + k] = value(t, k);
-    return mean_max_over_rms(row_major.data(), token_rows_, n_);
+      total += energy[t] > 0 ? peak[t] / std::sqrt(energy[t] / static_cast<double>(n_)) : 1.0;
+    return total / static_cast<double>(token_rows_);
   }
 
  private:
