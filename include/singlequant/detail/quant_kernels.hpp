@@ -16,6 +16,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "arch/avx512.hpp"
+#include "q4_0_kernels.hpp"
 #include "simd_core.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
@@ -735,9 +737,9 @@ constexpr std::size_t float_lanes() noexcept {
 /// groups when a batch divides the group (32 floats = two AVX-512 batches), each batch with its
 /// group's 1 / s and zero point: the same per-element operations as quantize_float_span.
 template <class Arch>
-void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, const double* ratios,
-                          std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
-                          float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
+void quantize_group_blocks(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                           std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                           float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
   constexpr std::size_t block_elements = 1024, max_block_groups = block_elements / 2;
   const std::size_t block_groups = group <= block_elements ? block_elements / group : 1;
   float inv[max_block_groups];
@@ -794,6 +796,106 @@ void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, cons
   }
 }
 
+/// Whether quantize_16_groups has a path for Arch in this translation unit.
+template <class Arch>
+constexpr bool has_16_group_path() noexcept {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  return int4_path_of<Arch>() == int4_path::avx512bw;
+#else
+  return false;
+#endif
+}
+
+/// The AVX-512 step of quantize_groups_impl (Q4_0 = false: 8 * group bytes of packed codes at out)
+/// and of quantize_q4_0_impl (Q4_0 = true, group 32: block g's qs at out + 18 g + 2): 16 groups of
+/// `group` floats (32, 64 or 128) at x, symmetric grid, the same scales (clip search included),
+/// codes and counts as quantize_group_blocks, in one pass over the floats (detail/arch/avx512.hpp).
+/// Returns false, having written nothing, on other ISAs and group sizes and when a NaN or an Inf is
+/// among the groups.
+template <bool Q4_0, class Arch>
+bool quantize_16_groups(const float* x, std::size_t group, const double* ratios, std::size_t ratio_count, int qmin,
+                        int qmax, std::uint8_t* out, float* scales, group_counts& counts) noexcept {
+  bool done = false;
+  std::size_t zero_scales = 0;
+  double chosen[16];
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
+    using ops = arch::avx512_quant_ops;
+    if (group == 32) {
+      done = ops::quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+    } else if constexpr (!Q4_0) {
+      if (group == 64)
+        done = ops::quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+      if (group == 128)
+        done = ops::quantize16<false, 128>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+    }
+  }
+#endif
+  static_cast<void>(x), static_cast<void>(group), static_cast<void>(ratios), static_cast<void>(ratio_count);
+  static_cast<void>(qmin), static_cast<void>(qmax), static_cast<void>(out), static_cast<void>(scales);
+  if (done) {  // the counters choose_group_params keeps, in its order
+    counts.zero_scale_count += zero_scales;
+    counts.scale_count += 16;
+    for (const double r : chosen) counts.clip_ratio_sum += r;
+  }
+  return done;
+}
+
+/// Demand loads alone keep too few misses in flight for a memory-resident input: fetch 16 KiB
+/// ahead of the n floats at x (addresses past the input never fault).
+template <class Arch>
+SINGLEQUANT_INLINE void prefetch_ahead(const float* x, std::size_t n) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  for (std::size_t e = 0; e < n; e += 16) __builtin_prefetch(x + e + 4096, 0, 3);
+#else
+  static_cast<void>(x), static_cast<void>(n);
+#endif
+}
+
+/// One row of n floats in groups of `group` (even, dividing n), see quantize_group_blocks: with a
+/// symmetric grid, 16 groups at a time by quantize_16_groups where it applies.
+template <class Arch>
+void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                          std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                          float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
+  std::size_t e = 0;
+  if (has_16_group_path<Arch>() && !asymmetric && (group == 32 || group == 64 || group == 128)) {
+    for (const std::size_t step = 16 * group; e + step <= n; e += step) {
+      prefetch_ahead<Arch>(x + e, step);
+      if (!quantize_16_groups<false, Arch>(x + e, group, ratios, ratio_count, qmin, qmax, out + e / 2,
+                                           scales + e / group, counts)) {
+        quantize_group_blocks<Arch>(x + e, step, group, ratios, ratio_count, qmin, qmax, false, out + e / 2,
+                                    scales + e / group, zeros == nullptr ? nullptr : zeros + e / group, counts);
+      } else if (zeros != nullptr) {
+        std::fill(zeros + e / group, zeros + e / group + 16, std::int8_t{0});
+      }
+    }
+  }
+  if (e < n)
+    quantize_group_blocks<Arch>(x + e, n - e, group, ratios, ratio_count, qmin, qmax, asymmetric, out + e / 2,
+                                scales + e / group, zeros == nullptr ? nullptr : zeros + e / group, counts);
+}
+
+/// One row of n floats (a multiple of 32) as ggml Q4_0 blocks without their fp16 scale d: block g's
+/// 16 qs bytes at blocks + 18 g + 2 hold the codes quantize_groups_impl gives with group 32 (as
+/// to_q4_0 reorders them), its float scale goes to scales[g]. Symmetric grids (qmax = 7) only.
+template <class Arch>
+void quantize_q4_0_impl(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count, int qmin,
+                        std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
+  constexpr std::size_t chunk = 512;  // 16 groups
+  std::uint8_t packed[chunk / 2];
+  for (std::size_t e = 0; e < n; e += chunk) {
+    const std::size_t len = std::min(chunk, n - e), g0 = e / 32;
+    prefetch_ahead<Arch>(x + e, len);
+    if (len == chunk &&
+        quantize_16_groups<true, Arch>(x + e, 32, ratios, ratio_count, qmin, 7, blocks + 18 * g0, scales + g0, counts))
+      continue;
+    quantize_group_blocks<Arch>(x + e, len, 32, ratios, ratio_count, qmin, 7, false, packed, scales + g0, nullptr,
+                                counts);
+    for (std::size_t k = 0; k < len / 32; ++k) q4_0_qs_from_packed(packed + 16 * k, blocks + 18 * (g0 + k) + 2);
+  }
+}
+
 template <class Arch>
 struct quant_kernel {
   static value_range<float> range(const float* x, std::size_t n) noexcept;
@@ -812,6 +914,11 @@ struct quant_kernel {
   static void quantize_groups(const float* x, std::size_t n, std::size_t group, const double* ratios,
                               std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
                               float* scales, std::int8_t* zeros, group_counts& counts) noexcept;
+
+  /// One float row (n a multiple of 32) as Q4_0 blocks of 18 bytes at blocks, without their fp16
+  /// scales (quantize_q4_0_impl: qs and float scales, counts accumulated).
+  static void quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+                            int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept;
 
   /// clip_error_impl for one candidate.
   static double clip_error(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
@@ -879,6 +986,12 @@ void quant_kernel<Arch>::quantize_groups(const float* x, std::size_t n, std::siz
                                          std::uint8_t* out, float* scales, std::int8_t* zeros,
                                          group_counts& counts) noexcept {
   quantize_groups_impl<Arch>(x, n, group, ratios, ratio_count, qmin, qmax, asymmetric, out, scales, zeros, counts);
+}
+
+template <class Arch>
+void quant_kernel<Arch>::quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+                                       int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
+  quantize_q4_0_impl<Arch>(x, n, ratios, ratio_count, qmin, blocks, scales, counts);
 }
 
 template <class Arch>
