@@ -298,6 +298,98 @@ struct avx512_quant_ops {
     return true;
   }
 
+  /// Writes 64 codes (four int32 registers, each code in -8..7) as 32 packed bytes (Packed) or
+  /// as 64 int8 codes.
+  template <bool Packed>
+  static void store_codes4(__m512i a, __m512i b, __m512i c, __m512i d, void* out) noexcept {
+    // packs work per 128-bit lane: lane L holds dwords a[4L..], b[4L..], c[4L..], d[4L..].
+    const __m512i p = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+        _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d)));
+    if constexpr (Packed) {
+      // 16-bit lane w = c0 | c1 << 8  ->  (c0 & 0xF) | (c1 & 0xF) << 4.
+      const __m512i r = _mm512_or_si512(_mm512_and_si512(p, _mm512_set1_epi16(0x000F)),
+                                        _mm512_and_si512(_mm512_srli_epi16(p, 4), _mm512_set1_epi16(0x00F0)));
+      _mm256_storeu_si256(static_cast<__m256i*>(out), _mm512_cvtepi16_epi8(r));
+    } else {
+      _mm512_storeu_si512(out, p);
+    }
+  }
+
+  /// 16 codes (int32) from 8 packed bytes: duplicate each byte, widen, move the wanted nibble to
+  /// the top, shift back signed.
+  static __m512i load_codes(const std::uint8_t* bytes) noexcept {
+    const __m128i dup = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)),
+                                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
+    const __m512i shifts = _mm512_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24);
+    return _mm512_srai_epi32(_mm512_sllv_epi32(_mm512_cvtepu8_epi32(dup), shifts), 28);
+  }
+
+  /// Non-temporal store of 16 floats (p 64-byte aligned).
+  static void stream(float* p, __m512 v) noexcept { _mm512_stream_ps(p, v); }
+
+  /// The fast loop of one clean row (quantize_clean_row in quant_kernels.hpp): 128 floats per step
+  /// -> 64 bytes, codes rne(x * inv) clamped after the saturating int32 -> int8 packs (the same as
+  /// clamping before rounding: the bounds are integers; needs every |x * inv| < 2^30). The same
+  /// step takes the min / max of the same span of next_row (if any) and prefetches 16 KiB ahead
+  /// along it, so the memory reads of the next row overlap this row's arithmetic; next_lo /
+  /// next_hi / next_clean get that range (with 0) and whether it was free of NaN and Inf.
+  /// nt: non-temporal stores (out 64-byte aligned). Returns the elements done (a multiple of 128).
+  static std::size_t clean_row(const float* x, std::size_t n, float inv, int qmin, int qmax, std::uint8_t* out,
+                               const float* next_row, bool nt, float& next_lo, float& next_hi,
+                               bool& next_clean) noexcept {
+    const __m512 inv_v = _mm512_set1_ps(inv);
+    const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(qmin)), hi8 = _mm512_set1_epi8(static_cast<char>(qmax));
+    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
+    const __m512i weights = _mm512_set1_epi16(0x1001);  // bytes {1, 16}: lo + 16 hi per 16-bit lane
+    // After the packs, lane L of each register holds elements 4L..4L+3 of its eight source batches;
+    // word 8L + b of the packed bytes covers elements 16b + 4L .. +3, which belong at word 4b + L.
+    const __m512i order = _mm512_set_epi16(31, 23, 15, 7, 30, 22, 14, 6, 29, 21, 13, 5, 28, 20, 12, 4,
+                                           27, 19, 11, 3, 26, 18, 10, 2, 25, 17, 9, 1, 24, 16, 8, 0);
+    auto code = [&](const float* p) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv_v)); };
+    auto nibbles = [&](__m512i a, __m512i b, __m512i c, __m512i d) {
+      const __m512i p = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+      const __m512i clamped = _mm512_max_epi8(_mm512_min_epi8(p, hi8), lo8);
+      return _mm512_maddubs_epi16(_mm512_and_si512(clamped, low_nibbles), weights);
+    };
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 lo0 = zero, hi0 = zero, lo1 = zero, hi1 = zero, probe0 = zero, probe1 = zero;
+    std::size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+      if (next_row != nullptr) {
+        // Demand loads alone keep too few cache misses in flight behind this loop's arithmetic
+        // (the distance is measured in docs/performance.md). Prefetches past the input never fault.
+        for (std::size_t k = 0; k < 128; k += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(next_row + i + 4096 + k), _MM_HINT_T0);
+        for (std::size_t k = 0; k < 128; k += 32) {
+          const __m512 a = _mm512_loadu_ps(next_row + i + k), b = _mm512_loadu_ps(next_row + i + k + 16);
+          lo0 = _mm512_min_ps(lo0, a);
+          hi0 = _mm512_max_ps(hi0, a);
+          lo1 = _mm512_min_ps(lo1, b);
+          hi1 = _mm512_max_ps(hi1, b);
+          probe0 = _mm512_fmadd_ps(a, zero, probe0);  // NaN once a NaN or an Inf went by
+          probe1 = _mm512_fmadd_ps(b, zero, probe1);
+        }
+      }
+      const float* p = x + i;
+      const __m512i r0 = nibbles(code(p), code(p + 16), code(p + 32), code(p + 48));
+      const __m512i r1 = nibbles(code(p + 64), code(p + 80), code(p + 96), code(p + 112));
+      const __m512i bytes = _mm512_permutexvar_epi16(order, _mm512_packus_epi16(r0, r1));
+      if (nt)
+        _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i / 2), bytes);
+      else
+        _mm512_storeu_si512(out + i / 2, bytes);
+    }
+    if (next_row != nullptr) {
+      const __m512 probe = _mm512_add_ps(probe0, probe1);
+      next_lo = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));  // exact: any order gives these values
+      next_hi = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
+      constexpr float limit = std::numeric_limits<float>::max();
+      next_clean = _mm512_cmp_ps_mask(probe, probe, _CMP_UNORD_Q) == 0 && next_hi <= limit && next_lo >= -limit;
+    }
+    return i;
+  }
+
   /// qs of a ggml Q4_0 block from the codes of its elements 0..15 (a) and 16..31 (b), in -8..7:
   /// qs[j] = (a_j + 8) | (b_j + 8) << 4.
   static void q4_0_qs(__m512i a, __m512i b, std::uint8_t* qs) noexcept {
