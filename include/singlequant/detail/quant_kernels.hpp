@@ -723,7 +723,7 @@ constexpr bool has_16_group_path() noexcept {
 
 /// The AVX-512 step of quantize_groups_impl (Q4_0 = false: 8 * group bytes of packed codes at out)
 /// and of quantize_q4_0_impl (Q4_0 = true, group 32: block g's qs at out + 18 g + 2): 16 groups of
-/// `group` floats (32, 64 or 128) at x, symmetric grid, the same scales (clip search included),
+/// `group` floats (32 or 64) at x, symmetric grid, the same scales (clip search included),
 /// codes and counts as quantize_group_blocks, in one pass over the floats (detail/arch/avx512.hpp).
 /// Returns false, having written nothing, on other ISAs and group sizes and when a NaN or an Inf is
 /// among the groups.
@@ -741,8 +741,8 @@ bool quantize_16_groups(const float* x, std::size_t group, const double* ratios,
     } else if constexpr (!Q4_0) {
       if (group == 64)
         done = ops::quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
-      if (group == 128)
-        done = ops::quantize16<false, 128>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+      // Group 128 stays with quantize_group_blocks: 16 of its groups (8 KiB) per step measured
+      // slower than the block path (docs/performance.md).
     }
   }
 #endif
@@ -774,7 +774,7 @@ void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, cons
                           std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
                           float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
   std::size_t e = 0;
-  if (has_16_group_path<Arch>() && !asymmetric && (group == 32 || group == 64 || group == 128)) {
+  if (has_16_group_path<Arch>() && !asymmetric && (group == 32 || group == 64 || group == 128)) {  // 128: falls back
     for (const std::size_t step = 16 * group; e + step <= n; e += step) {
       prefetch_ahead<Arch>(x + e, step);
       if (!quantize_16_groups<false, Arch>(x + e, group, ratios, ratio_count, qmin, qmax, out + e / 2,

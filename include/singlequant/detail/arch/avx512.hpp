@@ -394,7 +394,7 @@ struct avx512_quant_ops {
   /// qs[j] = (a_j + 8) | (b_j + 8) << 4.
   static void q4_0_qs(__m512i a, __m512i b, std::uint8_t* qs) noexcept {
     const __m512i u = _mm512_add_epi32(_mm512_add_epi32(a, _mm512_slli_epi32(b, 4)), _mm512_set1_epi32(136));
-    _mm512_mask_cvtepi32_storeu_epi8(qs, static_cast<__mmask16>(0xFFFF), u);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs), _mm512_cvtepi32_epi8(u));  // not vpmovdb to memory: slow
   }
 };
 #  if defined(__GNUC__) && !defined(__clang__)
