@@ -1,9 +1,11 @@
 // Quantisers, dequantisation, error metrics and the fused per-token kernel, against independent
 // references (a plain scalar quantiser written here, transposition, brute-force clip search).
+#include <singlequant/interop/ggml.hpp>
 #include <singlequant/quant.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -397,4 +399,73 @@ TEST_CASE("issue 14 - quantisers: out-of-range enum values are errors, not some 
                           "quantize", "granularity has no enumerator of value -1");
   SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize_rows_fused(view(x, 4, 64), 1.0, static_cast<sq::int4_grid>(2))),
                           "quantize_rows_fused", "grid has no enumerator of value 2");
+}
+
+// quantize_q4_0 writes the blocks of to_q4_0(quantize(x, cfg)) directly: the same bytes for both
+// grids, clip ratios and the clip search, rows with NaN / Inf / zero / tiny groups, the same report;
+// and, element by element, u = code + 8 of the file's reference quantiser for a plain case.
+TEST_CASE("quantize_q4_0: the blocks of to_q4_0(quantize), the same report") {
+  for (const auto grid : {sq::int4_grid::symmetric7, sq::int4_grid::full8})
+    for (const double clip : {1.0, 0.85})
+      for (const bool mse : {false, true})
+        for (const std::size_t cols : {std::size_t{32}, std::size_t{512}, std::size_t{1056}}) {
+          const std::size_t rows = 5;
+          auto x = sq_test::random_normal<float>(rows * cols, cols + (mse ? 1u : 0u), 3.0);
+          x[7] = nan_f;
+          x[cols + 40] = -inf_f;
+          for (std::size_t k = 0; k < 32; ++k) {
+            x[2 * cols + k] = 0.0f;
+            if (cols > 32) x[2 * cols + 32 + k] = 1e-39f;
+          }
+          const sq::matrix_view<const float> xv(x.data(), rows, cols);
+          const sq::quant_options cfg{.grid = grid, .gran = sq::granularity::per_group, .group_size = 32,
+                                      .clip_ratio = clip, .mse_clip_search = mse};
+          sq::quant_report ra, rb;
+          const auto direct = sq::quantize_q4_0(xv, cfg, &ra);
+          const auto expected = sq::to_q4_0(sq::quantize(xv, cfg, &rb));
+          INFO("cols " << cols << " clip " << clip << " mse " << mse);
+          REQUIRE(direct.size() == expected.size());
+          CHECK(std::memcmp(direct.data(), expected.data(), direct.size() * sizeof(sq::q4_0_block)) == 0);
+          CHECK(ra.nan_count == rb.nan_count);
+          CHECK(ra.inf_count == rb.inf_count);
+          CHECK(ra.zero_scale_count == rb.zero_scale_count);
+          CHECK(ra.scale_count == rb.scale_count);
+          CHECK(ra.clip_ratio_sum == rb.clip_ratio_sum);
+        }
+  const auto x = sq_test::random_normal<float>(4 * 1024, 9, 1.0);
+  const auto blocks = sq::quantize_q4_0(sq::matrix_view<const float>(x.data(), 4, 1024));
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    const std::vector<float> group(x.begin() + static_cast<std::ptrdiff_t>(32 * b),
+                                   x.begin() + static_cast<std::ptrdiff_t>(32 * b + 32));
+    const reference_row r = reference_symmetric(group, 1.0, sq::int4_grid::full8);
+    CHECK(blocks[b].d == sq::float_to_half_bits(r.scale));
+    for (std::size_t j = 0; j < 16; ++j) {
+      CHECK((blocks[b].qs[j] & 0xF) == r.codes[j] + 8);
+      CHECK((blocks[b].qs[j] >> 4) == r.codes[j + 16] + 8);
+    }
+  }
+}
+
+TEST_CASE("quantize_q4_0: bad input") {
+  const std::vector<float> x(2 * 64, 1.0f);
+  const sq::matrix_view<const float> xv(x.data(), 2, 64);
+  std::vector<sq::q4_0_block> out(4);
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(xv, out, {.gran = sq::granularity::per_row}), "quantize_q4_0",
+                          "group size 32");
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(xv, out, {.gran = sq::granularity::per_group, .group_size = 64}),
+                          "quantize_q4_0", "group size 64");
+  SQ_CHECK_ERROR_CONTAINS(
+      sq::quantize_q4_0(xv, out, {.gran = sq::granularity::per_group, .group_size = 32, .asymmetric = true}),
+      "quantize_q4_0", "zero points");
+  std::vector<sq::q4_0_block> short_out(3);
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(xv, short_out), "quantize_q4_0", "4 blocks");
+  const std::vector<float> odd(48, 1.0f);
+  SQ_CHECK_ERROR_CONTAINS(static_cast<void>(sq::quantize_q4_0(sq::matrix_view<const float>(odd.data(), 1, 48))),
+                          "quantize_q4_0", "48");
+  std::vector<float> big(x);
+  big[64 + 3] = 1e6f;  // row 1: scale 1e6 / 8 > 65504
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(sq::matrix_view<const float>(big.data(), 2, 64), out), "quantize_q4_0",
+                          "fp16");
+  CHECK(out[0].d == sq::float_to_half_bits(-0.125f));  // row 0 was written (documented)
+  CHECK(sq::quantize_q4_0(sq::matrix_view<const float>(x.data(), 0, 64)).empty());
 }

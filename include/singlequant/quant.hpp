@@ -33,7 +33,9 @@
 
 #include "config.hpp"
 #include "detail/quant_kernels.hpp"
+#include "fp16.hpp"
 #include "int4.hpp"
+#include "interop/ggml.hpp"
 #include "simd.hpp"
 #include "view.hpp"
 
@@ -517,6 +519,67 @@ SINGLEQUANT_DEPRECATED("use quantize_rows_fused(x, quant_options)")
   packed_int4 q(x.rows(), x.cols(), granularity::per_row, 0, grid, false);
   detail::quantize_rows_fused_into(x, q.codes(), q.scales(), clip_ratio, grid, report);
   return q;
+}
+
+/// Quantises float rows straight into ggml Q4_0 blocks (rows * cols / 32 of them, row by row): the
+/// blocks to_q4_0(quantize(x, cfg)) gives, without the packed_int4 between them and in one pass
+/// over the floats (block b of row i: d = fp16(s), qs[j] = (c_j + 8) | (c_{j+16} + 8) << 4 with
+/// the codes c and the float scale s of quantize). cfg must ask for per_group scales of group
+/// size 32 without zero points; its grid, clip ratio and MSE clip search apply as in quantize.
+/// Errors: other granularities, group sizes or zero points, cols not a multiple of 32, out not
+/// holding exactly rows * cols / 32 blocks (nothing written); a scale beyond fp16's range
+/// (|s| > 65504): thrown after the rows before the offending one were written (checking first would
+/// take a second pass over x).
+inline void quantize_q4_0(matrix_view<const float> x, vector_view<q4_0_block> out,
+                          const quant_options& cfg = {.grid = int4_grid::full8,
+                                                      .gran = granularity::per_group,
+                                                      .group_size = 32},
+                          quant_report* report = nullptr) {
+  detail::check(cfg.gran == granularity::per_group && cfg.group_size == 32, "quantize_q4_0",
+                "needs per_group quantisation with group size 32 (group size ", cfg.group_size, ")");
+  detail::check(!cfg.asymmetric, "quantize_q4_0", "Q4_0 has no zero points; quantise symmetrically");
+  detail::check_config(cfg, x.cols(), "quantize_q4_0");
+  const std::size_t per_row = x.cols() / 32;
+  detail::check(out.size() == x.rows() * per_row, "quantize_q4_0", x.rows(), " x ", x.cols(),
+                " elements need ", x.rows() * per_row, " blocks, the output holds ", out.size());
+  if (x.empty()) return;
+  const int qmin = grid_min(cfg.grid);
+  const std::vector<double> ratios = detail::clip_candidates(cfg);
+  std::vector<float> scales(per_row);
+  detail::group_counts counts;
+  detail::dispatch([&](auto arch) {
+    using kernel = detail::quant_kernel<decltype(arch)>;
+    for (std::size_t i = 0; i < x.rows(); ++i) {
+      q4_0_block* blocks = out.data() + i * per_row;
+      kernel::quantize_q4_0(x.row(i).data(), x.cols(), ratios.data(), ratios.size(), qmin,
+                            reinterpret_cast<std::uint8_t*>(blocks), scales.data(), counts);
+      for (std::size_t b = 0; b < per_row; ++b) {
+        const float s = scales[b];
+        if (!(std::fabs(s) <= 65504.0f))
+          detail::check(false, "quantize_q4_0", "scale ", s, " of row ", i, " does not fit an fp16 scale");
+        blocks[b].d = float_to_half_bits(s);
+      }
+    }
+  });
+  if (report != nullptr) {
+    report->nan_count += counts.nan_count;
+    report->inf_count += counts.inf_count;
+    report->zero_scale_count += counts.zero_scale_count;
+    report->scale_count += counts.scale_count;
+    report->clip_ratio_sum += counts.clip_ratio_sum;
+  }
+}
+
+/// quantize_q4_0 into new blocks (nothing is returned on error).
+/// Example: auto blocks = quantize_q4_0(matrix_view<const float>(w.data(), 4096, 4096));
+[[nodiscard]] inline std::vector<q4_0_block> quantize_q4_0(matrix_view<const float> x,
+                                                           const quant_options& cfg = {.grid = int4_grid::full8,
+                                                                                       .gran = granularity::per_group,
+                                                                                       .group_size = 32},
+                                                           quant_report* report = nullptr) {
+  std::vector<q4_0_block> out(x.cols() % 32 == 0 ? x.rows() * (x.cols() / 32) : 0);
+  quantize_q4_0(x, out, cfg, report);
+  return out;
 }
 
 SINGLEQUANT_END_NAMESPACE

@@ -251,3 +251,53 @@ TEST_CASE("quant_kernel::quantize_groups: the per-group reference's scales and b
           CHECK(ca.clip_ratio_sum == cb.clip_ratio_sum);
         }
 }
+
+// The Q4_0 export kernel: block g's qs are the group-32 codes of quantize_groups reordered as
+// to_q4_0 does (q4_0_qs_from_packed), its scale the same float, with the same counts, on every
+// ISA; the two bytes of d are left to the caller. Rows of 1..40 groups (the SIMD path takes 16 at
+// a time), NaN / Inf / zero / tiny groups, groups whose largest magnitude occurs with both signs.
+TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_0 blocks") {
+  const std::vector<double> search = [] {
+    std::vector<double> r;
+    for (int k = 0; k <= 50; ++k) r.push_back(1.0 - 0.01 * k);
+    return r;
+  }();
+  for (std::size_t groups : {1u, 15u, 16u, 17u, 40u})
+    for (int variant = 0; variant < 6; ++variant)
+      for (int config = 0; config < 4; ++config) {
+        const std::size_t n = 32 * groups;
+        auto x = awkward_input<float>(n, n + static_cast<std::size_t>(variant), variant % 4);
+        if (variant == 4)
+          for (std::size_t i = 0; i < 32; ++i) {
+            x[i] = 0.0f;
+            if (n > 32) x[32 + i] = 1e-39f;
+          }
+        if (variant == 5)  // +-m in every group: full8 must pick the negative one
+          for (std::size_t g = 0; g < groups; ++g) {
+            x[32 * g + 3] = 9.0f;
+            x[32 * g + 20] = -9.0f;
+          }
+        const bool full8 = config % 2 == 1, mse = config / 2 == 1;
+        const int qmin = full8 ? -8 : -7;
+        const std::vector<double> ratios = mse ? search : std::vector<double>{config == 0 ? 0.9 : 1.0};
+        std::vector<std::uint8_t> blocks(18 * groups, 0xEE), packed(n / 2, 0);
+        std::vector<float> sa(groups, -1.0f), sb(sa);
+        singlequant::detail::group_counts ca, cb;
+        simd_kernel::quantize_q4_0(x.data(), n, ratios.data(), ratios.size(), qmin, blocks.data(), sa.data(), ca);
+        scalar_kernel::quantize_groups(x.data(), n, 32, ratios.data(), ratios.size(), qmin, 7, false, packed.data(),
+                                       sb.data(), nullptr, cb);
+        INFO("groups " << groups << " variant " << variant << " config " << config);
+        for (std::size_t g = 0; g < groups; ++g) {
+          std::uint8_t qs[16];
+          singlequant::detail::q4_0_qs_from_packed(packed.data() + 16 * g, qs);
+          REQUIRE(std::memcmp(blocks.data() + 18 * g + 2, qs, 16) == 0);
+          REQUIRE((blocks[18 * g] == 0xEE && blocks[18 * g + 1] == 0xEE));
+        }
+        CHECK(std::memcmp(sa.data(), sb.data(), groups * sizeof(float)) == 0);
+        CHECK(ca.nan_count == cb.nan_count);
+        CHECK(ca.inf_count == cb.inf_count);
+        CHECK(ca.zero_scale_count == cb.zero_scale_count);
+        CHECK(ca.scale_count == cb.scale_count);
+        CHECK(ca.clip_ratio_sum == cb.clip_ratio_sum);
+      }
+}

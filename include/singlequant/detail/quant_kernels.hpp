@@ -16,10 +16,13 @@
 #include <limits>
 #include <type_traits>
 
+#include "arch/avx2.hpp"
+#include "arch/avx512.hpp"
+#include "arch/sse.hpp"
+#include "q4_0_kernels.hpp"
 #include "simd_core.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
-#  include <immintrin.h>
 #  define SINGLEQUANT_X86 1
 #else
 #  define SINGLEQUANT_X86 0
@@ -192,6 +195,41 @@ constexpr int4_path int4_path_of() noexcept {
 #endif
 }
 
+/// The raw-intrinsics helpers (detail/arch/) of Arch's packing path in this translation unit; void
+/// where there are none (the generic path).
+template <class Arch, int4_path P = int4_path_of<Arch>()>
+struct quant_ops_of {
+  using type = void;
+};
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+template <class Arch>
+struct quant_ops_of<Arch, int4_path::avx512bw> {
+  using type = arch::avx512_quant_ops;
+};
+#endif
+#if defined(__AVX2__)
+template <class Arch>
+struct quant_ops_of<Arch, int4_path::avx2> {
+  using type = arch::avx2_quant_ops;
+};
+#endif
+#if defined(__SSE2__)
+template <class Arch>
+struct quant_ops_of<Arch, int4_path::sse2> {
+  using type = arch::sse2_quant_ops;
+};
+#endif
+template <class Arch>
+using quant_ops_t = typename quant_ops_of<Arch>::type;
+
+/// Orders the non-temporal stores of a kernel before anything the caller does next.
+template <class Arch>
+SINGLEQUANT_INLINE void store_fence() noexcept {
+#if defined(__SSE2__)
+  arch::sse2_quant_ops::fence();
+#endif
+}
+
 /// Writes 4 * B codes (four int32 batches, each code in -8..7) as 2 * B packed bytes (packed = true)
 /// or as 4 * B int8 codes (packed = false).
 template <bool packed, class Arch>
@@ -200,48 +238,11 @@ SINGLEQUANT_INLINE void store_codes4(const xsimd::batch<std::int32_t, Arch>& a,
                                      const xsimd::batch<std::int32_t, Arch>& c,
                                      const xsimd::batch<std::int32_t, Arch>& d, void* out) noexcept {
   constexpr std::size_t lanes = xsimd::batch<std::int32_t, Arch>::size;
-  constexpr int4_path path = int4_path_of<Arch>();
-#if SINGLEQUANT_X86
-  if constexpr (path == int4_path::avx512bw) {
-    // packs work per 128-bit lane: lane L holds dwords a[4L..], b[4L..], c[4L..], d[4L..].
-    const __m512i p = _mm512_permutexvar_epi32(
-        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
-        _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d)));
-    if constexpr (packed) {
-      // 16-bit lane w = c0 | c1 << 8  ->  (c0 & 0xF) | (c1 & 0xF) << 4.
-      const __m512i r = _mm512_or_si512(_mm512_and_si512(p, _mm512_set1_epi16(0x000F)),
-                                        _mm512_and_si512(_mm512_srli_epi16(p, 4), _mm512_set1_epi16(0x00F0)));
-      _mm256_storeu_si256(static_cast<__m256i*>(out), _mm512_cvtepi16_epi8(r));
-    } else {
-      _mm512_storeu_si512(out, p);
-    }
-    return;
-  } else if constexpr (path == int4_path::avx2) {
-    const __m256i p = _mm256_permutevar8x32_epi32(
-        _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d)),
-        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    if constexpr (packed) {
-      const __m256i r = _mm256_or_si256(_mm256_and_si256(p, _mm256_set1_epi16(0x000F)),
-                                        _mm256_and_si256(_mm256_srli_epi16(p, 4), _mm256_set1_epi16(0x00F0)));
-      const __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(r, r), 0x08);
-      _mm_storeu_si128(static_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
-    } else {
-      _mm256_storeu_si256(static_cast<__m256i*>(out), p);
-    }
-    return;
-  } else if constexpr (path == int4_path::sse2) {
-    const __m128i p = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
-    if constexpr (packed) {
-      const __m128i r = _mm_or_si128(_mm_and_si128(p, _mm_set1_epi16(0x000F)),
-                                     _mm_and_si128(_mm_srli_epi16(p, 4), _mm_set1_epi16(0x00F0)));
-      _mm_storel_epi64(static_cast<__m128i*>(out), _mm_packus_epi16(r, r));
-    } else {
-      _mm_storeu_si128(static_cast<__m128i*>(out), p);
-    }
+  using ops = quant_ops_t<Arch>;
+  if constexpr (!std::is_void_v<ops>) {
+    ops::template store_codes4<packed>(a, b, c, d, out);
     return;
   }
-#endif
-  static_cast<void>(path);
   alignas(64) std::int32_t v[4 * lanes];
   a.store_aligned(v);
   b.store_aligned(v + lanes);
@@ -260,32 +261,8 @@ SINGLEQUANT_INLINE void store_codes4(const xsimd::batch<std::int32_t, Arch>& a,
 template <class Arch>
 SINGLEQUANT_INLINE xsimd::batch<std::int32_t, Arch> load_codes(const std::uint8_t* bytes) noexcept {
   using ibatch = xsimd::batch<std::int32_t, Arch>;
-  constexpr int4_path path = int4_path_of<Arch>();
-#if SINGLEQUANT_X86
-  if constexpr (path == int4_path::avx512bw) {
-    // Duplicate each byte, widen to int32, move the wanted nibble to the top, shift back signed.
-    const __m128i dup = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)),
-                                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes)));
-    const __m512i shifts = _mm512_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24);
-    return ibatch(_mm512_srai_epi32(_mm512_sllv_epi32(_mm512_cvtepu8_epi32(dup), shifts), 28));
-  } else if constexpr (path == int4_path::avx2) {
-    std::int32_t word;
-    std::memcpy(&word, bytes, 4);
-    const __m128i b = _mm_cvtsi32_si128(word);
-    const __m256i shifts = _mm256_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24);
-    return ibatch(_mm256_srai_epi32(_mm256_sllv_epi32(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b)), shifts), 28));
-  } else if constexpr (path == int4_path::sse2) {
-    std::uint16_t pair;
-    std::memcpy(&pair, bytes, 2);
-    const __m128i b = _mm_cvtsi32_si128(pair);
-    const __m128i zero = _mm_setzero_si128();
-    // 16-bit lanes {b0, b0, b1, b1}; multiply by 2^12 / 2^8 so the wanted nibble is in bits 12..15.
-    const __m128i w = _mm_mullo_epi16(_mm_unpacklo_epi8(_mm_unpacklo_epi8(b, b), zero),
-                                      _mm_setr_epi16(4096, 256, 4096, 256, 4096, 256, 4096, 256));
-    return ibatch(_mm_srai_epi32(_mm_unpacklo_epi16(zero, w), 28));
-  }
-#endif
-  static_cast<void>(path);
+  using ops = quant_ops_t<Arch>;
+  if constexpr (!std::is_void_v<ops>) return ibatch(ops::load_codes(bytes));
   alignas(64) std::int32_t v[ibatch::size];
   for (std::size_t k = 0; k < ibatch::size; ++k) v[k] = code_of<Arch>(bytes[k / 2] >> (4 * (k % 2)));
   return ibatch::load_aligned(v);
@@ -336,76 +313,25 @@ struct partial_range {
   bool clean = true;
 };
 
-/// AVX-512 fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0):
-/// 128 floats per step -> 64 bytes. Clamping after the saturating int32 -> int8 packs equals
-/// clamping before rounding (the bounds are integers), so the bytes match quantize_one exactly.
-/// Software pipelining: the same step also takes the min / max of the same span of next_row (if
-/// any), so the memory reads of the next row overlap this row's arithmetic; next gets that range
-/// over the elements done. stream = non-temporal stores when out is 64-byte aligned.
+/// AVX-512 fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0),
+/// avx512_quant_ops::clean_row: 128 floats per step, the bytes of quantize_one, and the min / max
+/// of the same span of next_row (if any) in the same step (software pipelining: the memory reads
+/// of the next row overlap this row's arithmetic); next gets that range over the elements done.
+/// stream = non-temporal stores when out is 64-byte aligned.
 /// Returns the number of elements done (a multiple of 128; 0 on other ISAs).
 template <class Arch>
 std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, int qmin, int qmax,
                                       std::uint8_t* out, const float* next_row, bool stream,
                                       partial_range& next) noexcept {
-  std::size_t i = 0;
-#if SINGLEQUANT_X86
-  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
-    using batch = xsimd::batch<float, Arch>;
-    const __m512 inv_v = _mm512_set1_ps(inv);
-    const __m512i lo8 = _mm512_set1_epi8(static_cast<char>(qmin)), hi8 = _mm512_set1_epi8(static_cast<char>(qmax));
-    const __m512i low_nibbles = _mm512_set1_epi8(0x0F);
-    const __m512i weights = _mm512_set1_epi16(0x1001);  // bytes {1, 16}: lo + 16 hi per 16-bit lane
-    // After the packs, lane L of each register holds elements 4L..4L+3 of its eight source batches;
-    // word 8L + b of the packed bytes covers elements 16b + 4L .. +3, which belong at word 4b + L.
-    const __m512i order = _mm512_set_epi16(31, 23, 15, 7, 30, 22, 14, 6, 29, 21, 13, 5, 28, 20, 12, 4,
-                                           27, 19, 11, 3, 26, 18, 10, 2, 25, 17, 9, 1, 24, 16, 8, 0);
-    auto code = [&](const float* p) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv_v)); };
-    auto nibbles = [&](__m512i a, __m512i b, __m512i c, __m512i d) {
-      const __m512i p = _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
-      const __m512i clamped = _mm512_max_epi8(_mm512_min_epi8(p, hi8), lo8);
-      return _mm512_maddubs_epi16(_mm512_and_si512(clamped, low_nibbles), weights);
-    };
+  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw && !std::is_void_v<quant_ops_t<Arch>>) {
     const bool nt = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
-    const batch zero(0.0f);
-    batch lo0 = zero, hi0 = zero, lo1 = zero, hi1 = zero, probe0 = zero, probe1 = zero;
-    for (; i + 128 <= n; i += 128) {
-      if (next_row != nullptr) {
-        // Demand loads alone keep too few cache misses in flight behind this loop's arithmetic:
-        // prefetch 16 KiB ahead along the next row (into the rows after it; the distance is
-        // measured in docs/performance.md). Prefetches of addresses past the input never fault.
-        for (std::size_t k = 0; k < 128; k += 16)
-          _mm_prefetch(reinterpret_cast<const char*>(next_row + i + 4096 + k), _MM_HINT_T0);
-        for (std::size_t k = 0; k < 128; k += 32) {
-          const batch a = batch::load_unaligned(next_row + i + k), b = batch::load_unaligned(next_row + i + k + 16);
-          lo0 = xsimd::min(lo0, a);
-          hi0 = xsimd::max(hi0, a);
-          lo1 = xsimd::min(lo1, b);
-          hi1 = xsimd::max(hi1, b);
-          probe0 = xsimd::fma(a, zero, probe0);  // NaN once a NaN or an Inf went by
-          probe1 = xsimd::fma(b, zero, probe1);
-        }
-      }
-      const float* p = x + i;
-      const __m512i r0 = nibbles(code(p), code(p + 16), code(p + 32), code(p + 48));
-      const __m512i r1 = nibbles(code(p + 64), code(p + 80), code(p + 96), code(p + 112));
-      const __m512i bytes = _mm512_permutexvar_epi16(order, _mm512_packus_epi16(r0, r1));
-      if (nt)
-        _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i / 2), bytes);
-      else
-        _mm512_storeu_si512(out + i / 2, bytes);
-    }
-    if (next_row != nullptr) {
-      const batch probe = probe0 + probe1;
-      next.lo = -simd::reduce_max(-xsimd::min(lo0, lo1));
-      next.hi = simd::reduce_max(xsimd::max(hi0, hi1));
-      constexpr float limit = std::numeric_limits<float>::max();
-      next.clean = xsimd::all(probe == probe) && next.hi <= limit && next.lo >= -limit;
-    }
+    return quant_ops_t<Arch>::clean_row(x, n, inv, qmin, qmax, out, next_row, nt, next.lo, next.hi, next.clean);
+  } else {
+    static_cast<void>(x), static_cast<void>(n), static_cast<void>(inv), static_cast<void>(qmin);
+    static_cast<void>(qmax), static_cast<void>(out), static_cast<void>(next_row), static_cast<void>(stream);
+    static_cast<void>(next);
+    return 0;
   }
-#endif
-  static_cast<void>(x), static_cast<void>(inv), static_cast<void>(qmin), static_cast<void>(qmax);
-  static_cast<void>(out), static_cast<void>(next_row), static_cast<void>(stream), static_cast<void>(next);
-  return i;
 }
 
 /// value_range of n elements, robust to NaN / Inf (blends them out of the min / max).
@@ -568,22 +494,13 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
 /// Stores a float batch, non-temporally when stream is set (p then aligned to the batch width).
 template <class Arch>
 SINGLEQUANT_INLINE void store_floats(float* p, const xsimd::batch<float, Arch>& v, bool stream) noexcept {
-#if SINGLEQUANT_X86
-  constexpr int4_path path = int4_path_of<Arch>();
-  if (stream) {
-    if constexpr (path == int4_path::avx512bw) {
-      _mm512_stream_ps(p, v);
-      return;
-    } else if constexpr (path == int4_path::avx2) {
-      _mm256_stream_ps(p, v);
-      return;
-    } else if constexpr (path == int4_path::sse2) {
-      _mm_stream_ps(p, v);
+  using ops = quant_ops_t<Arch>;
+  if constexpr (!std::is_void_v<ops>) {
+    if (stream) {
+      ops::stream(p, v);
       return;
     }
   }
-#endif
-  static_cast<void>(stream);
   v.store_unaligned(p);
 }
 
@@ -735,9 +652,9 @@ constexpr std::size_t float_lanes() noexcept {
 /// groups when a batch divides the group (32 floats = two AVX-512 batches), each batch with its
 /// group's 1 / s and zero point: the same per-element operations as quantize_float_span.
 template <class Arch>
-void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, const double* ratios,
-                          std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
-                          float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
+void quantize_group_blocks(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                           std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                           float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
   constexpr std::size_t block_elements = 1024, max_block_groups = block_elements / 2;
   const std::size_t block_groups = group <= block_elements ? block_elements / group : 1;
   float inv[max_block_groups];
@@ -794,6 +711,106 @@ void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, cons
   }
 }
 
+/// Whether quantize_16_groups has a path for Arch in this translation unit.
+template <class Arch>
+constexpr bool has_16_group_path() noexcept {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  return int4_path_of<Arch>() == int4_path::avx512bw;
+#else
+  return false;
+#endif
+}
+
+/// The AVX-512 step of quantize_groups_impl (Q4_0 = false: 8 * group bytes of packed codes at out)
+/// and of quantize_q4_0_impl (Q4_0 = true, group 32: block g's qs at out + 18 g + 2): 16 groups of
+/// `group` floats (32 or 64) at x, symmetric grid, the same scales (clip search included),
+/// codes and counts as quantize_group_blocks, in one pass over the floats (detail/arch/avx512.hpp).
+/// Returns false, having written nothing, on other ISAs and group sizes and when a NaN or an Inf is
+/// among the groups.
+template <bool Q4_0, class Arch>
+bool quantize_16_groups(const float* x, std::size_t group, const double* ratios, std::size_t ratio_count, int qmin,
+                        int qmax, std::uint8_t* out, float* scales, group_counts& counts) noexcept {
+  bool done = false;
+  std::size_t zero_scales = 0;
+  double chosen[16];
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
+    using ops = arch::avx512_quant_ops;
+    if (group == 32) {
+      done = ops::quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+    } else if constexpr (!Q4_0) {
+      if (group == 64)
+        done = ops::quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+      // Group 128 stays with quantize_group_blocks: 16 of its groups (8 KiB) per step measured
+      // slower than the block path (docs/performance.md).
+    }
+  }
+#endif
+  static_cast<void>(x), static_cast<void>(group), static_cast<void>(ratios), static_cast<void>(ratio_count);
+  static_cast<void>(qmin), static_cast<void>(qmax), static_cast<void>(out), static_cast<void>(scales);
+  if (done) {  // the counters choose_group_params keeps, in its order
+    counts.zero_scale_count += zero_scales;
+    counts.scale_count += 16;
+    for (const double r : chosen) counts.clip_ratio_sum += r;
+  }
+  return done;
+}
+
+/// Demand loads alone keep too few misses in flight for a memory-resident input: fetch 16 KiB
+/// ahead of the n floats at x (addresses past the input never fault).
+template <class Arch>
+SINGLEQUANT_INLINE void prefetch_ahead(const float* x, std::size_t n) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  for (std::size_t e = 0; e < n; e += 16) __builtin_prefetch(x + e + 4096, 0, 3);
+#else
+  static_cast<void>(x), static_cast<void>(n);
+#endif
+}
+
+/// One row of n floats in groups of `group` (even, dividing n), see quantize_group_blocks: with a
+/// symmetric grid, 16 groups at a time by quantize_16_groups where it applies.
+template <class Arch>
+void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, const double* ratios,
+                          std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
+                          float* scales, std::int8_t* zeros, group_counts& counts) noexcept {
+  std::size_t e = 0;
+  if (has_16_group_path<Arch>() && !asymmetric && (group == 32 || group == 64 || group == 128)) {  // 128: falls back
+    for (const std::size_t step = 16 * group; e + step <= n; e += step) {
+      prefetch_ahead<Arch>(x + e, step);
+      if (!quantize_16_groups<false, Arch>(x + e, group, ratios, ratio_count, qmin, qmax, out + e / 2,
+                                           scales + e / group, counts)) {
+        quantize_group_blocks<Arch>(x + e, step, group, ratios, ratio_count, qmin, qmax, false, out + e / 2,
+                                    scales + e / group, zeros == nullptr ? nullptr : zeros + e / group, counts);
+      } else if (zeros != nullptr) {
+        std::fill(zeros + e / group, zeros + e / group + 16, std::int8_t{0});
+      }
+    }
+  }
+  if (e < n)
+    quantize_group_blocks<Arch>(x + e, n - e, group, ratios, ratio_count, qmin, qmax, asymmetric, out + e / 2,
+                                scales + e / group, zeros == nullptr ? nullptr : zeros + e / group, counts);
+}
+
+/// One row of n floats (a multiple of 32) as ggml Q4_0 blocks without their fp16 scale d: block g's
+/// 16 qs bytes at blocks + 18 g + 2 hold the codes quantize_groups_impl gives with group 32 (as
+/// to_q4_0 reorders them), its float scale goes to scales[g]. Symmetric grids (qmax = 7) only.
+template <class Arch>
+void quantize_q4_0_impl(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count, int qmin,
+                        std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
+  constexpr std::size_t chunk = 512;  // 16 groups
+  std::uint8_t packed[chunk / 2];
+  for (std::size_t e = 0; e < n; e += chunk) {
+    const std::size_t len = std::min(chunk, n - e), g0 = e / 32;
+    prefetch_ahead<Arch>(x + e, len);
+    if (len == chunk &&
+        quantize_16_groups<true, Arch>(x + e, 32, ratios, ratio_count, qmin, 7, blocks + 18 * g0, scales + g0, counts))
+      continue;
+    quantize_group_blocks<Arch>(x + e, len, 32, ratios, ratio_count, qmin, 7, false, packed, scales + g0, nullptr,
+                                counts);
+    for (std::size_t k = 0; k < len / 32; ++k) q4_0_qs_from_packed(packed + 16 * k, blocks + 18 * (g0 + k) + 2);
+  }
+}
+
 template <class Arch>
 struct quant_kernel {
   static value_range<float> range(const float* x, std::size_t n) noexcept;
@@ -812,6 +829,11 @@ struct quant_kernel {
   static void quantize_groups(const float* x, std::size_t n, std::size_t group, const double* ratios,
                               std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
                               float* scales, std::int8_t* zeros, group_counts& counts) noexcept;
+
+  /// One float row (n a multiple of 32) as Q4_0 blocks of 18 bytes at blocks, without their fp16
+  /// scales (quantize_q4_0_impl: qs and float scales, counts accumulated).
+  static void quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+                            int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept;
 
   /// clip_error_impl for one candidate.
   static double clip_error(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
@@ -879,6 +901,12 @@ void quant_kernel<Arch>::quantize_groups(const float* x, std::size_t n, std::siz
                                          std::uint8_t* out, float* scales, std::int8_t* zeros,
                                          group_counts& counts) noexcept {
   quantize_groups_impl<Arch>(x, n, group, ratios, ratio_count, qmin, qmax, asymmetric, out, scales, zeros, counts);
+}
+
+template <class Arch>
+void quant_kernel<Arch>::quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+                                       int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
+  quantize_q4_0_impl<Arch>(x, n, ratios, ratio_count, qmin, blocks, scales, counts);
 }
 
 template <class Arch>
@@ -1015,21 +1043,14 @@ void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, s
     if (next_row != nullptr && !have_next) next = range_impl<float, Arch>(next_row, cols);
     r = next;
   }
-#if SINGLEQUANT_X86
-  if (streamed) _mm_sfence();  // order the non-temporal stores before anything the caller does next
-#endif
-  static_cast<void>(streamed);
+  if (streamed) store_fence<Arch>();
 }
 
 template <class Arch>
 void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,
                                     const float* scales, const std::int8_t* zeros, float* out,
                                     bool stream) noexcept {
-  if (dequantize_float<Arch>(codes, n, group, scales, zeros, out, stream)) {
-#if SINGLEQUANT_X86
-    _mm_sfence();
-#endif
-  }
+  if (dequantize_float<Arch>(codes, n, group, scales, zeros, out, stream)) store_fence<Arch>();
 }
 template <class Arch>
 void quant_kernel<Arch>::dequantize(const std::uint8_t* codes, std::size_t n, std::size_t group,

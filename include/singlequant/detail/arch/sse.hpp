@@ -74,4 +74,50 @@ struct ssse3_int4_ops : sse_int4_common {
 SINGLEQUANT_END_NAMESPACE
 
 #endif
+// ---- INT4 quantise (detail/quant_kernels.hpp) ---------------------------------------------------
+#if defined(__SSE2__)
+#  include <emmintrin.h>
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail::arch {
+namespace {
+
+/// The packing and streaming of quant_kernels.hpp on 128-bit registers (SSE2 only).
+struct sse2_quant_ops {
+  /// Writes 16 codes (four int32 registers, each code in -8..7) as 8 packed bytes (Packed) or as
+  /// 16 int8 codes.
+  template <bool Packed>
+  static void store_codes4(__m128i a, __m128i b, __m128i c, __m128i d, void* out) noexcept {
+    const __m128i p = _mm_packs_epi16(_mm_packs_epi32(a, b), _mm_packs_epi32(c, d));
+    if constexpr (Packed) {
+      const __m128i r = _mm_or_si128(_mm_and_si128(p, _mm_set1_epi16(0x000F)),
+                                     _mm_and_si128(_mm_srli_epi16(p, 4), _mm_set1_epi16(0x00F0)));
+      _mm_storel_epi64(static_cast<__m128i*>(out), _mm_packus_epi16(r, r));
+    } else {
+      _mm_storeu_si128(static_cast<__m128i*>(out), p);
+    }
+  }
+  /// 4 codes (int32) from 2 packed bytes.
+  static __m128i load_codes(const std::uint8_t* bytes) noexcept {
+    std::uint16_t pair;
+    std::memcpy(&pair, bytes, 2);
+    const __m128i b = _mm_cvtsi32_si128(pair);
+    const __m128i zero = _mm_setzero_si128();
+    // 16-bit lanes {b0, b0, b1, b1}; multiply by 2^12 / 2^8 so the wanted nibble is in bits 12..15.
+    const __m128i w = _mm_mullo_epi16(_mm_unpacklo_epi8(_mm_unpacklo_epi8(b, b), zero),
+                                      _mm_setr_epi16(4096, 256, 4096, 256, 4096, 256, 4096, 256));
+    return _mm_srai_epi32(_mm_unpacklo_epi16(zero, w), 28);
+  }
+  /// Non-temporal store of 4 floats (p 16-byte aligned).
+  static void stream(float* p, __m128 v) noexcept { _mm_stream_ps(p, v); }
+  /// Orders earlier non-temporal stores before later stores (any x86 ISA level).
+  static void fence() noexcept { _mm_sfence(); }
+};
+
+}  // namespace
+}  // namespace detail::arch
+SINGLEQUANT_END_NAMESPACE
+
+#endif
+// ---- end of the INT4 quantise section -----------------------------------------------------------
 #endif  // SINGLEQUANT_DETAIL_ARCH_SSE_HPP
