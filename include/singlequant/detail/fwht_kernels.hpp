@@ -84,50 +84,18 @@ void fwht_scalar(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* 
 
 // ---- SIMD helpers (templates on Arch: ODR-safe) --------------------------------------------------
 
-template <std::size_t H>
-struct lane_partner {  // generator: lane l exchanges with lane l ^ H
-  static constexpr std::size_t get(std::size_t lane, std::size_t) { return lane ^ H; }
-};
-
 constexpr std::size_t log2_of(std::size_t n) noexcept {
   std::size_t k = 0;
   while ((std::size_t{1} << k) < n) ++k;
   return k;
 }
 
-template <class T>
-using lane_index_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
 /// One butterfly level between lanes l and l ^ H of every register: low lane a + b, high lane a - b.
 template <std::size_t H, class T, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<T, Arch> lane_level(const xsimd::batch<T, Arch>& x,
                                                     const xsimd::batch<T, Arch>& sign) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    // In-lane permutes for H < 128 bits, 128-bit lane shuffles above: one uop each. The masked forms
-    // (full mask, source x) avoid GCC 12's false -Wmaybe-uninitialized on _mm512_undefined_*.
-    constexpr int swap_pairs = 0xB1, swap_halves = 0x4E;  // element order [1,0,3,2] and [2,3,0,1]
-    xsimd::batch<T, Arch> partner;
-    if constexpr (std::is_same_v<T, float>) {
-      if constexpr (H == 1) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_pairs);
-      if constexpr (H == 2) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_halves);
-      if constexpr (H == 4) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_pairs);
-      if constexpr (H == 8) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_halves);
-    } else {
-      if constexpr (H == 1) partner = _mm512_mask_permute_pd(x, 0xFF, x, 0x55);
-      if constexpr (H == 2) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_pairs);
-      if constexpr (H == 4) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_halves);
-    }
-    // Explicitly fused: xsimd 8.1 has no AVX-512 fma and would multiply and add separately (exact
-    // here as well, sign being +-1, but two instructions unless the compiler contracts them).
-    if constexpr (std::is_same_v<T, float>)
-      return _mm512_fmadd_ps(x, sign, partner);
-    else
-      return _mm512_fmadd_pd(x, sign, partner);
-  }
-#endif
-  const auto partner = xsimd::swizzle(x, simd::make_lane_constant<lane_index_t<T>, Arch, lane_partner<H>>());
-  return xsimd::fma(x, sign, partner);  // low lane: b + a, high lane: -b + a (exact +-1 products)
+  // low lane: b + a, high lane: -b + a (exact +-1 products), explicitly fused (arch::fmadd).
+  return arch::fmadd(x, sign, arch::swap_lanes<H>(x, Arch{}), Arch{});
 }
 
 /// sign[l] = -1 where lane l is the high lane of level H, else +1.
@@ -171,27 +139,9 @@ struct lane_context {
     return x;
   }
   /// levels(load(p)), with the first level's lane exchange done by the load unit where the ISA
-  /// allows: movsldup/movshdup from memory ([e0 e0 e2 e2 ..], [e1 e1 e3 e3 ..]) are pure loads, so
-  /// the first level costs one fma(odd, sign1, even) = the same e0 + e1, e0 - e1 as lane_level<1>,
-  /// and no shuffle.
+  /// allows (arch::load_first_level: the same e0 + e1, e0 - e1 as lane_level<1>).
   SINGLEQUANT_INLINE batch load_levels(const T* p) const noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX512F
-    if constexpr (std::is_same_v<T, float> && lanes == 16) {
-      __m512 even, odd;
-      __asm__("vmovsldup %1, %0" : "=v"(even) : "m"(*reinterpret_cast<const __m512_u*>(p)));
-      __asm__("vmovshdup %1, %0" : "=v"(odd) : "m"(*reinterpret_cast<const __m512_u*>(p)));
-      return levels_above_first(batch(_mm512_fmadd_ps(odd, sign1, even)));
-    }
-#endif
-#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX
-    if constexpr (std::is_same_v<T, float> && lanes == 8) {
-      __m256 even, odd;
-      __asm__("vmovsldup %1, %0" : "=x"(even) : "m"(*reinterpret_cast<const __m256_u*>(p)));
-      __asm__("vmovshdup %1, %0" : "=x"(odd) : "m"(*reinterpret_cast<const __m256_u*>(p)));
-      return levels_above_first(xsimd::fma(batch(odd), sign1, batch(even)));
-    }
-#endif
-    return levels(batch::load_unaligned(p));
+    return levels_above_first(arch::load_first_level(p, sign1, Arch{}));
   }
 };
 
@@ -523,7 +473,7 @@ struct column_tile;
 template <class T, class Arch>
 struct column_tile<T, Arch, true> {
   using type = T;
-  static constexpr std::size_t width = 1;
+  static constexpr std::size_t size = 1;
   static SINGLEQUANT_INLINE T load(const T* p) noexcept { return *p; }
   static SINGLEQUANT_INLINE void store(T* p, T v) noexcept { *p = v; }
   static SINGLEQUANT_INLINE T broadcast(T v) noexcept { return v; }
@@ -532,27 +482,12 @@ struct column_tile<T, Arch, true> {
 template <class T, class Arch>
 struct column_tile<T, Arch, false> {
   using type = xsimd::batch<T, Arch>;
-  static constexpr std::size_t width = type::size;
+  static constexpr std::size_t size = type::size;
   static SINGLEQUANT_INLINE type load(const T* p) noexcept { return type::load_unaligned(p); }
   static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { v.store_unaligned(p); }
   static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return type(v); }
   /// Exact negation (sign-bit flip; xsimd's AVX-512 unary minus is 0 - v, which maps -0 to +0).
   static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return v ^ type(T(-0.0)); }
-};
-
-/// A column tile of one register narrower than Arch's (detail/arch/narrow.hpp), for blocks of m
-/// columns shorter than a batch: an 8-float block on AVX-512 runs in 256-bit registers.
-template <class V>
-struct narrow_column_tile {
-  using type = V;
-  static constexpr std::size_t width = V::size;
-  template <class T>
-  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return V::load(p); }
-  template <class T>
-  static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { V::store(p, v); }
-  template <class T>
-  static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return V::broadcast(v); }
-  static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return V::negate(v); }
 };
 
 /// Where accumulate_outputs leaves its sums: the accumulators (acc, entry-strided), or, for the last
@@ -576,7 +511,7 @@ SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0,
                                            std::size_t chunk_groups, const T* tables,
                                            const mix_output<T>& out, std::size_t v) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = mix_entry_bytes / sizeof(T);
   const T* base = tables + v;
   const std::uint16_t* index[Outputs];
   V s[Outputs][Regs];
@@ -681,7 +616,7 @@ template <class Tile, std::size_t G, class T>
 void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, std::size_t k,
                   std::size_t first_group, std::size_t end_group, T* tables) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = mix_entry_bytes / sizeof(T);
   for (std::size_t j = first_group; j < end_group; ++j) {
     T* table = tables + (j - first_group) * mix_table_stride(G) * entry;
     const std::size_t first = j * G;
@@ -699,7 +634,7 @@ void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, s
 /// How many times mix_columns<Tile> steps its prefetch cursor over all column ranges (at least 1).
 template <class Tile>
 std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& plan) noexcept {
-  constexpr std::size_t W = Tile::width, outputs = mix_accumulators<Tile>() / 2;
+  constexpr std::size_t W = Tile::size, outputs = mix_accumulators<Tile>() / 2;
   const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
   const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / 8);
   const std::size_t steps = (m + cols - 1) / cols * chunks * per_chunk;
@@ -707,12 +642,12 @@ std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& 
 }
 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
-/// most one table entry and a multiple of Tile::width. tables and acc are scratch; every block of
+/// most one table entry and a multiple of Tile::size. tables and acc are scratch; every block of
 /// outputs steps `ahead` once.
 template <class Tile, class Arch, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
                  T scale, const T* out_signs, T* tables, T* acc, prefetch_cursor<T>& ahead) noexcept {
-  constexpr std::size_t W = Tile::width;
+  constexpr std::size_t W = Tile::size;
   const std::size_t g = plan.group_size;
   for (std::size_t chunk = 0; chunk < plan.groups; chunk += plan.chunk_groups) {
     const std::size_t chunk_end = chunk + plan.chunk_groups < plan.groups ? chunk + plan.chunk_groups
@@ -770,22 +705,22 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
       mix_columns<Tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
   };
   if constexpr (!simd::is_scalar_v<Arch>) {
-    if (cols >= tile::width) {
+    if (cols >= tile::size) {
       run(std::type_identity<tile>{});
       return;
     }
     // Blocks narrower than a batch (m = 4, 8 on AVX-512): half and quarter registers.
-    using half = arch::narrow_vector_t<T, Arch, 32>;
-    using quarter = arch::narrow_vector_t<T, Arch, 16>;
+    using half = arch::narrow_ops_t<T, Arch, 32>;
+    using quarter = arch::narrow_ops_t<T, Arch, 16>;
     if constexpr (!std::is_void_v<half>) {
       if (cols >= half::size) {
-        run(std::type_identity<narrow_column_tile<half>>{});
+        run(std::type_identity<half>{});
         return;
       }
     }
     if constexpr (!std::is_void_v<quarter>) {
       if (cols >= quarter::size) {
-        run(std::type_identity<narrow_column_tile<quarter>>{});
+        run(std::type_identity<quarter>{});
         return;
       }
     }
