@@ -35,8 +35,16 @@ SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
 /// Bytes between two table entries of the block product: two 64-byte registers of columns on every
-/// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA.
+/// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA;
+/// blocks shorter than that (m sizeof(T) < 128) use entries of m sizeof(T) bytes, at least 16
+/// (mix_entry_bytes_for), so that a chunk holds more tables.
 inline constexpr std::size_t mix_entry_bytes = 128;
+
+/// Bytes between two table entries for blocks of m elements of `element_bytes` bytes.
+constexpr std::size_t mix_entry_bytes_for(std::size_t m, std::size_t element_bytes) noexcept {
+  const std::size_t bytes = m * element_bytes;
+  return bytes >= mix_entry_bytes ? mix_entry_bytes : bytes <= 16 ? 16 : bytes;
+}
 
 /// The four-Russians schedule of one K x K +-1 factor in one direction (built by hadamard.hpp).
 struct mix_plan {
@@ -45,9 +53,10 @@ struct mix_plan {
   std::size_t groups = 0;        // ceil(K / g)
   std::size_t chunk_groups = 0;  // tables held at once (sized for L1)
   // lookup[r * groups + j]: element offset of output r's entry in the table of group j, within the
-  // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * (mix_entry_bytes / sizeof(T)), where
+  // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * entry, where
   // bit t of index is set when the coefficient of input j g + t for output r is -1.
   const std::uint16_t* lookup = nullptr;
+  std::size_t entry = 0;  // elements between two table entries (mix_entry_bytes_for / sizeof(T))
 };
 
 /// Entries between two tables of a chunk: 2^g plus one, so that the tables and the accumulators do
@@ -58,9 +67,9 @@ constexpr std::size_t mix_table_stride(std::size_t group_size) noexcept {
 
 /// Elements of scratch memory mix needs: the tables of one chunk, a pad entry, then K accumulators.
 template <class T>
-constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size,
-                                           std::size_t chunk_groups) noexcept {
-  return (chunk_groups * mix_table_stride(group_size) + 1 + k) * (mix_entry_bytes / sizeof(T));
+constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size, std::size_t chunk_groups,
+                                           std::size_t entry = mix_entry_bytes / sizeof(T)) noexcept {
+  return (chunk_groups * mix_table_stride(group_size) + 1 + k) * entry;
 }
 
 // ---- scalar reference path -----------------------------------------------------------------------
@@ -506,12 +515,12 @@ struct mix_output {
 /// over Regs column tiles starting at column offset v of the entries: one index load serves Regs
 /// additions, and Outputs * Regs independent chains hide the add latency. Every output's additions
 /// run in group order (the same on every path); the last chunk writes y_r directly.
-template <class Tile, std::size_t Outputs, std::size_t Regs, class T>
+template <class Tile, std::size_t Entry, std::size_t Outputs, std::size_t Regs, class T>
 SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0, std::size_t chunk,
                                            std::size_t chunk_groups, const T* tables,
                                            const mix_output<T>& out, std::size_t v) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::size, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = Entry;
   const T* base = tables + v;
   const std::uint16_t* index[Outputs];
   V s[Outputs][Regs];
@@ -554,6 +563,17 @@ constexpr std::size_t mix_accumulators() noexcept {
   return sizeof(typename Tile::type) >= 64 ? 16 : 8;
 }
 
+/// Outputs per block when one tile covers the columns: 16 where Arch has 32 vector registers (a
+/// narrow tile inside an AVX-512 kernel too), else 8. Scheduling only: every output's additions
+/// run in the same order either way.
+template <class Tile, class Arch>
+constexpr std::size_t mix_single_outputs() noexcept {
+  if constexpr (simd::is_scalar_v<Arch>)
+    return 8;
+  else
+    return sizeof(typename Tile::type) >= 64 || std::is_base_of_v<xsimd::avx512f, Arch> ? 16 : 8;
+}
+
 /// e[idx] = sum_{t < N} (bit t of idx ? -1 : +1) z[t] + first for idx < 2^N, built input by input:
 /// e[idx + 2^t] = e[idx] - z[t], e[idx] += z[t]. (The cheaper e[idx] = e[idx - 2^t] - 2 z[t] would
 /// turn an infinite input into NaN instead of -Inf.)
@@ -577,10 +597,10 @@ SINGLEQUANT_INLINE void signed_sums(V* e, const V& first, const V* z) noexcept {
 /// U: z[G-1] plus signed sums of z[lo..G-1)), and T[2^G - 1 - idx] = -T[idx] (exact negation) for
 /// the other half: 2^G + O(2^(G/2)) additions instead of 2^(G+1). Every entry is a signed sum of
 /// distinct inputs, so an infinite input gives +-Inf, never Inf - Inf.
-template <class Tile, std::size_t G, class T>
+template <class Tile, std::size_t Entry, std::size_t G, class T>
 SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t entry = mix_entry_bytes / sizeof(T), size = std::size_t{1} << G;
+  constexpr std::size_t entry = Entry, size = std::size_t{1} << G;
   constexpr std::size_t lo = G / 2, hi = G - 1 - lo;
   V u[std::size_t{1} << hi];
   signed_sums<hi>(u, z[G - 1], z + lo);
@@ -612,11 +632,11 @@ SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noex
 
 /// The tables of groups [first_group, end_group) for columns [q0, q0 + cols): T_j[idx] =
 /// sum_t (bit t of idx ? -1 : +1) z_{j G + t}; a short last group has zero inputs beyond K.
-template <class Tile, std::size_t G, class T>
+template <class Tile, std::size_t Entry, std::size_t G, class T>
 void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, std::size_t k,
                   std::size_t first_group, std::size_t end_group, T* tables) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::size, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = Entry;
   for (std::size_t j = first_group; j < end_group; ++j) {
     T* table = tables + (j - first_group) * mix_table_stride(G) * entry;
     const std::size_t first = j * G;
@@ -626,17 +646,18 @@ void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, s
       SINGLEQUANT_UNROLL
       for (std::size_t t = 0; t < G; ++t)
         z[t] = full || first + t < k ? Tile::load(x + (first + t) * m + q0 + v) : Tile::broadcast(T(0));
-      build_table<Tile, G>(table + v, z);
+      build_table<Tile, Entry, G>(table + v, z);
     }
   }
 }
 
 /// How many times mix_columns<Tile> steps its prefetch cursor over all column ranges (at least 1).
-template <class Tile>
+template <class Tile, class Arch>
 std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& plan) noexcept {
   constexpr std::size_t W = Tile::size, outputs = mix_accumulators<Tile>() / 2;
+  constexpr std::size_t single = mix_single_outputs<Tile, Arch>();
   const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
-  const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / 8);
+  const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / single);
   const std::size_t steps = (m + cols - 1) / cols * chunks * per_chunk;
   return steps > 0 ? steps : 1;
 }
@@ -644,7 +665,7 @@ std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
 /// most one table entry and a multiple of Tile::size. tables and acc are scratch; every block of
 /// outputs steps `ahead` once.
-template <class Tile, class Arch, class T>
+template <class Tile, std::size_t Entry, class Arch, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
                  T scale, const T* out_signs, T* tables, T* acc, prefetch_cursor<T>& ahead) noexcept {
   constexpr std::size_t W = Tile::size;
@@ -655,14 +676,14 @@ void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mi
     // Tables: T_j[idx] = sum_t (bit t of idx ? -1 : +1) z_{j g + t} (build_table). A short last
     // group has zero inputs beyond K.
     switch (g) {  // compile-time group sizes: each table is built in registers, then stored
-      case 1: build_tables<Tile, 1>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 2: build_tables<Tile, 2>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 3: build_tables<Tile, 3>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 4: build_tables<Tile, 4>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 5: build_tables<Tile, 5>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 6: build_tables<Tile, 6>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 7: build_tables<Tile, 7>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      default: build_tables<Tile, 8>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 1: build_tables<Tile, Entry, 1>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 2: build_tables<Tile, Entry, 2>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 3: build_tables<Tile, Entry, 3>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 4: build_tables<Tile, Entry, 4>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 5: build_tables<Tile, Entry, 5>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 6: build_tables<Tile, Entry, 6>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 7: build_tables<Tile, Entry, 7>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      default: build_tables<Tile, Entry, 8>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
     }
     const std::size_t chunk_groups = chunk_end - chunk;
     const mix_output<T> out{acc, x + q0, m, scale, out_signs != nullptr ? out_signs + q0 : nullptr,
@@ -673,17 +694,20 @@ void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mi
       std::size_t r = 0;
       for (; r + outputs <= plan.k; r += outputs) {
         ahead.template step<Arch>();
-        accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+        accumulate_outputs<Tile, Entry, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
       }
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, Entry, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
     }
     for (; v < cols; v += W) {
+      constexpr std::size_t outputs = mix_single_outputs<Tile, Arch>();
       std::size_t r = 0;
-      for (; r + 8 <= plan.k; r += 8) {
+      for (; r + outputs <= plan.k; r += outputs) {
         ahead.template step<Arch>();
-        accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+        accumulate_outputs<Tile, Entry, outputs, 1>(plan, r, chunk, chunk_groups, tables, out, v);
       }
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      if constexpr (outputs > 8)
+        for (; r + 8 <= plan.k; r += 8) accumulate_outputs<Tile, Entry, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, Entry, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
     }
   }
 }
@@ -692,7 +716,8 @@ template <class T, class Arch>
 void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_signs, T* scratch,
               const T* prefetch, std::size_t prefetch_elements) noexcept {
   using tile = column_tile<T, Arch>;
-  constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t full = mix_entry_bytes / sizeof(T);
+  const std::size_t entry = plan.entry != 0 ? plan.entry : full;
   T* acc = scratch + (plan.chunk_groups * mix_table_stride(plan.group_size) + 1) * entry;
   const std::size_t cols = m < entry ? m : entry;
   // The prefetch is spread evenly over the steps of mix_columns, so that the fetches overlap the
@@ -700,9 +725,21 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
   auto run = [&](auto tile_tag) {
     using Tile = typename decltype(tile_tag)::type;
     prefetch_cursor<T> ahead(prefetch, prefetch_elements, false);
-    ahead.spread_over(mix_prefetch_steps<Tile>(m, cols, plan));
-    for (std::size_t q0 = 0; q0 < m; q0 += cols)
-      mix_columns<Tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+    ahead.spread_over(mix_prefetch_steps<Tile, Arch>(m, cols, plan));
+    // The entry length as a compile-time constant (immediate table offsets): full, or the compact
+    // entries of short blocks that hold at least one tile (cols >= Tile::size).
+    auto columns = [&](auto entry_tag) {
+      constexpr std::size_t E = decltype(entry_tag)::value;
+      for (std::size_t q0 = 0; q0 < m; q0 += cols)
+        mix_columns<Tile, E, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+    };
+    if constexpr (Tile::size * 8 <= full)
+      if (entry == full / 8) return columns(std::integral_constant<std::size_t, full / 8>{});
+    if constexpr (Tile::size * 4 <= full)
+      if (entry == full / 4) return columns(std::integral_constant<std::size_t, full / 4>{});
+    if constexpr (Tile::size * 2 <= full)
+      if (entry == full / 2) return columns(std::integral_constant<std::size_t, full / 2>{});
+    columns(std::integral_constant<std::size_t, full>{});
   };
   if constexpr (!simd::is_scalar_v<Arch>) {
     if (cols >= tile::size) {
