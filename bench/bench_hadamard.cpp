@@ -103,9 +103,10 @@ void k_pow2_kernel(benchmark::State& state) {
   const auto f = sq::detail::factor_base_pow2(n);
   const std::size_t k = f->first, m = f->second, log2_m = sq::detail::log2_exact(m);
   const auto h = sq::detail::cached_hadamard(k);
-  const sq::detail::mix_schedule schedule(*h, k, false, sizeof(float));
+  const sq::detail::mix_schedule schedule(*h, k, false, sizeof(float), 0, 0, m);  // as hadamard.hpp
   const auto plan = schedule.plan(k);
-  aligned_floats scratch(sq::detail::mix_scratch_elements<float>(k, schedule.group_size, schedule.chunk_groups));
+  aligned_floats scratch(sq::detail::mix_scratch_elements<float>(k, schedule.group_size, schedule.chunk_groups,
+                                                                 schedule.entry_elements));
   const float scale = 1.0f / std::sqrt(float(n));
   auto x = make_input(n);
   using kernel = sq::detail::hadamard_kernel<Arch>;

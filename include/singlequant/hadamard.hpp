@@ -104,17 +104,23 @@ T* thread_scratch(std::size_t elements) {
 /// Four-Russians schedule of C for y_r = sum_s C[s][r] z_s, C = H (transpose = false) or H^T, with
 /// table offsets for elements of `element_bytes` bytes (see mix_plan). forced_group_size /
 /// forced_chunk_groups nonzero override the cost model (the arch tests cover every group size).
+/// block_length: the m of the K x m blocks the plan is for (0: any; entries of mix_entry_bytes),
+/// which sets the table entry length (mix_entry_bytes_for).
 struct mix_schedule {
   std::size_t group_size = 1, groups = 0, chunk_groups = 1;
+  std::size_t entry_elements = 0;  // elements between two table entries
   std::vector<std::uint16_t> lookup;
 
   mix_schedule() = default;
   mix_schedule(const sign_matrix& h, std::size_t k, bool transpose, std::size_t element_bytes,
-               std::size_t forced_group_size = 0, std::size_t forced_chunk_groups = 0) {
+               std::size_t forced_group_size = 0, std::size_t forced_chunk_groups = 0,
+               std::size_t block_length = 0) {
+    const std::size_t entry_bytes =
+        block_length == 0 ? mix_entry_bytes : mix_entry_bytes_for(block_length, element_bytes);
     // Vector operations per column register: tables groups * 2^g (one addition or negation per
     // entry), lookups k * groups, accumulator traffic 2 k per chunk, where a chunk's tables fill at
     // most ~24 KiB of L1 (K = 172 and 108: g = 5, 6 tables per chunk).
-    constexpr std::size_t table_budget = 24576 / mix_entry_bytes;
+    const std::size_t table_budget = 24576 / entry_bytes;
     std::size_t best_cost = ~std::size_t{0};
     for (std::size_t g = 1; g <= 8; ++g) {
       const std::size_t count = (k + g - 1) / g, entries = std::size_t{1} << g;
@@ -129,9 +135,10 @@ struct mix_schedule {
     }
     if (forced_chunk_groups != 0) chunk_groups = forced_chunk_groups < groups ? forced_chunk_groups : groups;
     // 16-bit offsets: a chunk's tables span at most 2^16 elements.
-    const std::size_t table_elements = mix_table_stride(group_size) * (mix_entry_bytes / element_bytes);
+    const std::size_t entry = entry_bytes / element_bytes;
+    entry_elements = entry;
+    const std::size_t table_elements = mix_table_stride(group_size) * entry;
     if (chunk_groups * table_elements > 65536) chunk_groups = 65536 / table_elements;
-    const std::size_t entry = mix_entry_bytes / element_bytes;
     lookup.assign(k * groups, 0);
     for (std::size_t r = 0; r < k; ++r)
       for (std::size_t j = 0; j < groups; ++j) {
@@ -146,7 +153,7 @@ struct mix_schedule {
       }
   }
   [[nodiscard]] mix_plan plan(std::size_t k) const noexcept {
-    return mix_plan{k, group_size, groups, chunk_groups, lookup.data()};
+    return mix_plan{k, group_size, groups, chunk_groups, lookup.data(), entry_elements};
   }
 };
 
@@ -333,8 +340,8 @@ class hadamard_transform {
       scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(block)));
       if (base > 1) {
         base_matrix = detail::cached_hadamard(base);
-        forward = detail::mix_schedule(*base_matrix, base, false, sizeof(T));
-        inverse = detail::mix_schedule(*base_matrix, base, true, sizeof(T));
+        forward = detail::mix_schedule(*base_matrix, base, false, sizeof(T), 0, 0, pow2);
+        inverse = detail::mix_schedule(*base_matrix, base, true, sizeof(T), 0, 0, pow2);
       }
       if (opts.randomized) {
         signs.resize(size);
@@ -363,7 +370,8 @@ class hadamard_transform {
     const detail::mix_schedule& schedule = inverse ? s.inverse : s.forward;
     const detail::mix_plan plan = schedule.plan(s.base);
     T* scratch = detail::thread_scratch<T>(
-        detail::mix_scratch_elements<T>(s.base, schedule.group_size, schedule.chunk_groups));
+        detail::mix_scratch_elements<T>(s.base, schedule.group_size, schedule.chunk_groups,
+                                        schedule.entry_elements));
     detail::dispatch([&](auto arch) {
       using kernel = detail::hadamard_kernel<decltype(arch)>;
       for (std::size_t i = 0; i < rows; ++i) {

@@ -105,6 +105,50 @@ TEST_CASE_TEMPLATE("mix (the +-1 block product): SIMD path equals the scalar pat
   }
 }
 
+TEST_CASE_TEMPLATE("mix with compact table entries (plans for blocks shorter than an entry): SIMD equals the "
+                   "scalar path bit for bit", T, float, double) {
+  for (std::size_t k : {12u, 20u, 108u, 172u}) {
+    const auto h = singlequant::detail::cached_hadamard(k);
+    for (bool transpose : {false, true})
+      for (std::size_t m : {1u, 2u, 4u, 8u, 16u, 32u})
+        for (std::size_t g : {0u, 1u, 5u, 8u}) {  // 0: the cost model's group size
+          const singlequant::detail::mix_schedule schedule(*h, k, transpose, sizeof(T), g, 0, m);
+          REQUIRE(schedule.entry_elements * sizeof(T) == singlequant::detail::mix_entry_bytes_for(m, sizeof(T)));
+          const auto plan = schedule.plan(k);
+          std::vector<T> scratch(singlequant::detail::mix_scratch_elements<T>(
+              k, schedule.group_size, schedule.chunk_groups, schedule.entry_elements));
+          const auto x = sq_test::random_normal<T>(k * m, k + m + g);
+          const auto signs = random_signs<T>(k * m, m);
+          auto simd = x, scalar = x;
+          hadamard_kernel<test_arch>::mix(simd.data(), m, plan, T(0.125), signs.data(), scratch.data(),
+                                          x.data(), x.size());
+          hadamard_kernel<scalar_arch>::mix(scalar.data(), m, plan, T(0.125), signs.data(), scratch.data(),
+                                            nullptr, 0);
+          INFO("K = " << k << " m = " << m << " g = " << schedule.group_size << " chunk_groups = "
+                      << schedule.chunk_groups << " transpose " << transpose);
+          CHECK(std::memcmp(simd.data(), scalar.data(), k * m * sizeof(T)) == 0);
+          auto zeros = x;
+          for (std::size_t i = 0; i < k * m; ++i) zeros[i] = i % 3 == 0 ? T(0) : i % 3 == 1 ? -T(0) : x[i];
+          zeros[m + m / 2] = std::numeric_limits<T>::infinity();
+          auto simd_zeros = zeros, scalar_zeros = zeros;
+          hadamard_kernel<test_arch>::mix(simd_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
+          hadamard_kernel<scalar_arch>::mix(scalar_zeros.data(), m, plan, T(1), nullptr, scratch.data(), nullptr, 0);
+          CHECK(std::memcmp(simd_zeros.data(), scalar_zeros.data(), k * m * sizeof(T)) == 0);
+          // And the dense product y_r = sum_s H^(T)[s][r] z_s .* signs / 8, in double.
+          double worst = 0;
+          for (std::size_t r = 0; r < k; ++r)
+            for (std::size_t q = 0; q < m; ++q) {
+              double y = 0;
+              for (std::size_t t = 0; t < k; ++t)
+                y += (transpose ? (*h)[r * k + t] : (*h)[t * k + r]) * static_cast<double>(x[t * m + q]);
+              y *= 0.125 * static_cast<double>(signs[r * m + q]);
+              worst = std::max(worst, std::abs(y - static_cast<double>(simd[r * m + q])));
+            }
+          CHECK(worst < (sizeof(T) == 4 ? 1e-4 : 1e-12) * static_cast<double>(k));
+        }
+  }
+}
+
 TEST_CASE_TEMPLATE("mix: every group size and chunk split gives the scalar path's result bit for bit", T,
                    float, double) {
   // The cost model picks g = 3..5 for the orders LLMs use; the other table builders (g = 1..8)
@@ -203,17 +247,19 @@ TEST_CASE_TEMPLATE("K x 2^k Hadamard and Kronecker at LLM widths: SIMD equals th
     const auto d = random_signs<T>(n, n + 1);
     if (k > 1) {
       const auto h = singlequant::detail::cached_hadamard(k);
-      for (bool transpose : {false, true}) {
-        const singlequant::detail::mix_schedule schedule(*h, k, transpose, sizeof(T));
-        const auto plan = schedule.plan(k);
-        std::vector<T> scratch(
-            singlequant::detail::mix_scratch_elements<T>(k, schedule.group_size, schedule.chunk_groups));
-        auto simd = x, scalar = x;
-        k_pow2_transform<test_arch>(simd.data(), k, m, plan, d.data(), scratch.data());
-        k_pow2_transform<scalar_arch>(scalar.data(), k, m, plan, d.data(), scratch.data());
-        INFO("n = " << n << " = " << k << " x " << m << " transpose " << transpose);
-        CHECK(std::memcmp(simd.data(), scalar.data(), n * sizeof(T)) == 0);
-      }
+      for (bool transpose : {false, true})
+        for (std::size_t block_length : {std::size_t{0}, m}) {  // m: the library's plan (hadamard.hpp)
+          const singlequant::detail::mix_schedule schedule(*h, k, transpose, sizeof(T), 0, 0, block_length);
+          const auto plan = schedule.plan(k);
+          std::vector<T> scratch(singlequant::detail::mix_scratch_elements<T>(
+              k, schedule.group_size, schedule.chunk_groups, schedule.entry_elements));
+          auto simd = x, scalar = x;
+          k_pow2_transform<test_arch>(simd.data(), k, m, plan, d.data(), scratch.data());
+          k_pow2_transform<scalar_arch>(scalar.data(), k, m, plan, d.data(), scratch.data());
+          INFO("n = " << n << " = " << k << " x " << m << " transpose " << transpose << " block_length "
+                      << block_length);
+          CHECK(std::memcmp(simd.data(), scalar.data(), n * sizeof(T)) == 0);
+        }
     }
     const auto split = singlequant::hadamard_kronecker_split(n);
     REQUIRE(split.has_value());

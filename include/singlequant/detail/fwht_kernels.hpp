@@ -35,8 +35,16 @@ SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
 /// Bytes between two table entries of the block product: two 64-byte registers of columns on every
-/// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA.
+/// path (narrower registers take several tiles per entry), so table offsets do not depend on the ISA;
+/// blocks shorter than that (m sizeof(T) < 128) use entries of m sizeof(T) bytes, at least 16
+/// (mix_entry_bytes_for), so that a chunk holds more tables.
 inline constexpr std::size_t mix_entry_bytes = 128;
+
+/// Bytes between two table entries for blocks of m elements of `element_bytes` bytes.
+constexpr std::size_t mix_entry_bytes_for(std::size_t m, std::size_t element_bytes) noexcept {
+  const std::size_t bytes = m * element_bytes;
+  return bytes >= mix_entry_bytes ? mix_entry_bytes : bytes <= 16 ? 16 : bytes;
+}
 
 /// The four-Russians schedule of one K x K +-1 factor in one direction (built by hadamard.hpp).
 struct mix_plan {
@@ -45,9 +53,10 @@ struct mix_plan {
   std::size_t groups = 0;        // ceil(K / g)
   std::size_t chunk_groups = 0;  // tables held at once (sized for L1)
   // lookup[r * groups + j]: element offset of output r's entry in the table of group j, within the
-  // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * (mix_entry_bytes / sizeof(T)), where
+  // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * entry, where
   // bit t of index is set when the coefficient of input j g + t for output r is -1.
   const std::uint16_t* lookup = nullptr;
+  std::size_t entry = 0;  // elements between two table entries (mix_entry_bytes_for / sizeof(T))
 };
 
 /// Entries between two tables of a chunk: 2^g plus one, so that the tables and the accumulators do
@@ -58,9 +67,9 @@ constexpr std::size_t mix_table_stride(std::size_t group_size) noexcept {
 
 /// Elements of scratch memory mix needs: the tables of one chunk, a pad entry, then K accumulators.
 template <class T>
-constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size,
-                                           std::size_t chunk_groups) noexcept {
-  return (chunk_groups * mix_table_stride(group_size) + 1 + k) * (mix_entry_bytes / sizeof(T));
+constexpr std::size_t mix_scratch_elements(std::size_t k, std::size_t group_size, std::size_t chunk_groups,
+                                           std::size_t entry = mix_entry_bytes / sizeof(T)) noexcept {
+  return (chunk_groups * mix_table_stride(group_size) + 1 + k) * entry;
 }
 
 // ---- scalar reference path -----------------------------------------------------------------------
@@ -84,50 +93,18 @@ void fwht_scalar(T* x, std::size_t log2_n, T scale, const T* in_signs, const T* 
 
 // ---- SIMD helpers (templates on Arch: ODR-safe) --------------------------------------------------
 
-template <std::size_t H>
-struct lane_partner {  // generator: lane l exchanges with lane l ^ H
-  static constexpr std::size_t get(std::size_t lane, std::size_t) { return lane ^ H; }
-};
-
 constexpr std::size_t log2_of(std::size_t n) noexcept {
   std::size_t k = 0;
   while ((std::size_t{1} << k) < n) ++k;
   return k;
 }
 
-template <class T>
-using lane_index_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
 /// One butterfly level between lanes l and l ^ H of every register: low lane a + b, high lane a - b.
 template <std::size_t H, class T, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<T, Arch> lane_level(const xsimd::batch<T, Arch>& x,
                                                     const xsimd::batch<T, Arch>& sign) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    // In-lane permutes for H < 128 bits, 128-bit lane shuffles above: one uop each. The masked forms
-    // (full mask, source x) avoid GCC 12's false -Wmaybe-uninitialized on _mm512_undefined_*.
-    constexpr int swap_pairs = 0xB1, swap_halves = 0x4E;  // element order [1,0,3,2] and [2,3,0,1]
-    xsimd::batch<T, Arch> partner;
-    if constexpr (std::is_same_v<T, float>) {
-      if constexpr (H == 1) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_pairs);
-      if constexpr (H == 2) partner = _mm512_mask_permute_ps(x, 0xFFFF, x, swap_halves);
-      if constexpr (H == 4) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_pairs);
-      if constexpr (H == 8) partner = _mm512_mask_shuffle_f32x4(x, 0xFFFF, x, x, swap_halves);
-    } else {
-      if constexpr (H == 1) partner = _mm512_mask_permute_pd(x, 0xFF, x, 0x55);
-      if constexpr (H == 2) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_pairs);
-      if constexpr (H == 4) partner = _mm512_mask_shuffle_f64x2(x, 0xFF, x, x, swap_halves);
-    }
-    // Explicitly fused: xsimd 8.1 has no AVX-512 fma and would multiply and add separately (exact
-    // here as well, sign being +-1, but two instructions unless the compiler contracts them).
-    if constexpr (std::is_same_v<T, float>)
-      return _mm512_fmadd_ps(x, sign, partner);
-    else
-      return _mm512_fmadd_pd(x, sign, partner);
-  }
-#endif
-  const auto partner = xsimd::swizzle(x, simd::make_lane_constant<lane_index_t<T>, Arch, lane_partner<H>>());
-  return xsimd::fma(x, sign, partner);  // low lane: b + a, high lane: -b + a (exact +-1 products)
+  // low lane: b + a, high lane: -b + a (exact +-1 products), explicitly fused (arch::fmadd).
+  return arch::fmadd(x, sign, arch::swap_lanes<H>(x, Arch{}), Arch{});
 }
 
 /// sign[l] = -1 where lane l is the high lane of level H, else +1.
@@ -171,27 +148,9 @@ struct lane_context {
     return x;
   }
   /// levels(load(p)), with the first level's lane exchange done by the load unit where the ISA
-  /// allows: movsldup/movshdup from memory ([e0 e0 e2 e2 ..], [e1 e1 e3 e3 ..]) are pure loads, so
-  /// the first level costs one fma(odd, sign1, even) = the same e0 + e1, e0 - e1 as lane_level<1>,
-  /// and no shuffle.
+  /// allows (arch::load_first_level: the same e0 + e1, e0 - e1 as lane_level<1>).
   SINGLEQUANT_INLINE batch load_levels(const T* p) const noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX512F
-    if constexpr (std::is_same_v<T, float> && lanes == 16) {
-      __m512 even, odd;
-      __asm__("vmovsldup %1, %0" : "=v"(even) : "m"(*reinterpret_cast<const __m512_u*>(p)));
-      __asm__("vmovshdup %1, %0" : "=v"(odd) : "m"(*reinterpret_cast<const __m512_u*>(p)));
-      return levels_above_first(batch(_mm512_fmadd_ps(odd, sign1, even)));
-    }
-#endif
-#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_AVX
-    if constexpr (std::is_same_v<T, float> && lanes == 8) {
-      __m256 even, odd;
-      __asm__("vmovsldup %1, %0" : "=x"(even) : "m"(*reinterpret_cast<const __m256_u*>(p)));
-      __asm__("vmovshdup %1, %0" : "=x"(odd) : "m"(*reinterpret_cast<const __m256_u*>(p)));
-      return levels_above_first(xsimd::fma(batch(odd), sign1, batch(even)));
-    }
-#endif
-    return levels(batch::load_unaligned(p));
+    return levels_above_first(arch::load_first_level(p, sign1, Arch{}));
   }
 };
 
@@ -523,7 +482,7 @@ struct column_tile;
 template <class T, class Arch>
 struct column_tile<T, Arch, true> {
   using type = T;
-  static constexpr std::size_t width = 1;
+  static constexpr std::size_t size = 1;
   static SINGLEQUANT_INLINE T load(const T* p) noexcept { return *p; }
   static SINGLEQUANT_INLINE void store(T* p, T v) noexcept { *p = v; }
   static SINGLEQUANT_INLINE T broadcast(T v) noexcept { return v; }
@@ -532,27 +491,12 @@ struct column_tile<T, Arch, true> {
 template <class T, class Arch>
 struct column_tile<T, Arch, false> {
   using type = xsimd::batch<T, Arch>;
-  static constexpr std::size_t width = type::size;
+  static constexpr std::size_t size = type::size;
   static SINGLEQUANT_INLINE type load(const T* p) noexcept { return type::load_unaligned(p); }
   static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { v.store_unaligned(p); }
   static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return type(v); }
   /// Exact negation (sign-bit flip; xsimd's AVX-512 unary minus is 0 - v, which maps -0 to +0).
   static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return v ^ type(T(-0.0)); }
-};
-
-/// A column tile of one register narrower than Arch's (detail/arch/narrow.hpp), for blocks of m
-/// columns shorter than a batch: an 8-float block on AVX-512 runs in 256-bit registers.
-template <class V>
-struct narrow_column_tile {
-  using type = V;
-  static constexpr std::size_t width = V::size;
-  template <class T>
-  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return V::load(p); }
-  template <class T>
-  static SINGLEQUANT_INLINE void store(T* p, const type& v) noexcept { V::store(p, v); }
-  template <class T>
-  static SINGLEQUANT_INLINE type broadcast(T v) noexcept { return V::broadcast(v); }
-  static SINGLEQUANT_INLINE type negate(const type& v) noexcept { return V::negate(v); }
 };
 
 /// Where accumulate_outputs leaves its sums: the accumulators (acc, entry-strided), or, for the last
@@ -571,12 +515,12 @@ struct mix_output {
 /// over Regs column tiles starting at column offset v of the entries: one index load serves Regs
 /// additions, and Outputs * Regs independent chains hide the add latency. Every output's additions
 /// run in group order (the same on every path); the last chunk writes y_r directly.
-template <class Tile, std::size_t Outputs, std::size_t Regs, class T>
+template <class Tile, std::size_t Entry, std::size_t Outputs, std::size_t Regs, class T>
 SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0, std::size_t chunk,
                                            std::size_t chunk_groups, const T* tables,
                                            const mix_output<T>& out, std::size_t v) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = Entry;
   const T* base = tables + v;
   const std::uint16_t* index[Outputs];
   V s[Outputs][Regs];
@@ -619,6 +563,17 @@ constexpr std::size_t mix_accumulators() noexcept {
   return sizeof(typename Tile::type) >= 64 ? 16 : 8;
 }
 
+/// Outputs per block when one tile covers the columns: 16 where Arch has 32 vector registers (a
+/// narrow tile inside an AVX-512 kernel too), else 8. Scheduling only: every output's additions
+/// run in the same order either way.
+template <class Tile, class Arch>
+constexpr std::size_t mix_single_outputs() noexcept {
+  if constexpr (simd::is_scalar_v<Arch>)
+    return 8;
+  else
+    return sizeof(typename Tile::type) >= 64 || std::is_base_of_v<xsimd::avx512f, Arch> ? 16 : 8;
+}
+
 /// e[idx] = sum_{t < N} (bit t of idx ? -1 : +1) z[t] + first for idx < 2^N, built input by input:
 /// e[idx + 2^t] = e[idx] - z[t], e[idx] += z[t]. (The cheaper e[idx] = e[idx - 2^t] - 2 z[t] would
 /// turn an infinite input into NaN instead of -Inf.)
@@ -642,10 +597,10 @@ SINGLEQUANT_INLINE void signed_sums(V* e, const V& first, const V* z) noexcept {
 /// U: z[G-1] plus signed sums of z[lo..G-1)), and T[2^G - 1 - idx] = -T[idx] (exact negation) for
 /// the other half: 2^G + O(2^(G/2)) additions instead of 2^(G+1). Every entry is a signed sum of
 /// distinct inputs, so an infinite input gives +-Inf, never Inf - Inf.
-template <class Tile, std::size_t G, class T>
+template <class Tile, std::size_t Entry, std::size_t G, class T>
 SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t entry = mix_entry_bytes / sizeof(T), size = std::size_t{1} << G;
+  constexpr std::size_t entry = Entry, size = std::size_t{1} << G;
   constexpr std::size_t lo = G / 2, hi = G - 1 - lo;
   V u[std::size_t{1} << hi];
   signed_sums<hi>(u, z[G - 1], z + lo);
@@ -677,11 +632,11 @@ SINGLEQUANT_INLINE void build_table(T* table, const typename Tile::type* z) noex
 
 /// The tables of groups [first_group, end_group) for columns [q0, q0 + cols): T_j[idx] =
 /// sum_t (bit t of idx ? -1 : +1) z_{j G + t}; a short last group has zero inputs beyond K.
-template <class Tile, std::size_t G, class T>
+template <class Tile, std::size_t Entry, std::size_t G, class T>
 void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, std::size_t k,
                   std::size_t first_group, std::size_t end_group, T* tables) noexcept {
   using V = typename Tile::type;
-  constexpr std::size_t W = Tile::width, entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t W = Tile::size, entry = Entry;
   for (std::size_t j = first_group; j < end_group; ++j) {
     T* table = tables + (j - first_group) * mix_table_stride(G) * entry;
     const std::size_t first = j * G;
@@ -691,28 +646,29 @@ void build_tables(const T* x, std::size_t m, std::size_t q0, std::size_t cols, s
       SINGLEQUANT_UNROLL
       for (std::size_t t = 0; t < G; ++t)
         z[t] = full || first + t < k ? Tile::load(x + (first + t) * m + q0 + v) : Tile::broadcast(T(0));
-      build_table<Tile, G>(table + v, z);
+      build_table<Tile, Entry, G>(table + v, z);
     }
   }
 }
 
 /// How many times mix_columns<Tile> steps its prefetch cursor over all column ranges (at least 1).
-template <class Tile>
+template <class Tile, class Arch>
 std::size_t mix_prefetch_steps(std::size_t m, std::size_t cols, const mix_plan& plan) noexcept {
-  constexpr std::size_t W = Tile::width, outputs = mix_accumulators<Tile>() / 2;
+  constexpr std::size_t W = Tile::size, outputs = mix_accumulators<Tile>() / 2;
+  constexpr std::size_t single = mix_single_outputs<Tile, Arch>();
   const std::size_t chunks = (plan.groups + plan.chunk_groups - 1) / plan.chunk_groups;
-  const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / 8);
+  const std::size_t per_chunk = cols / (2 * W) * (plan.k / outputs) + cols % (2 * W) / W * (plan.k / single);
   const std::size_t steps = (m + cols - 1) / cols * chunks * per_chunk;
   return steps > 0 ? steps : 1;
 }
 
 /// Columns [q0, q0 + cols) of the K x m block product, in place (see the file comment); cols is at
-/// most one table entry and a multiple of Tile::width. tables and acc are scratch; every block of
+/// most one table entry and a multiple of Tile::size. tables and acc are scratch; every block of
 /// outputs steps `ahead` once.
-template <class Tile, class Arch, class T>
+template <class Tile, std::size_t Entry, class Arch, class T>
 void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mix_plan& plan,
                  T scale, const T* out_signs, T* tables, T* acc, prefetch_cursor<T>& ahead) noexcept {
-  constexpr std::size_t W = Tile::width;
+  constexpr std::size_t W = Tile::size;
   const std::size_t g = plan.group_size;
   for (std::size_t chunk = 0; chunk < plan.groups; chunk += plan.chunk_groups) {
     const std::size_t chunk_end = chunk + plan.chunk_groups < plan.groups ? chunk + plan.chunk_groups
@@ -720,14 +676,14 @@ void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mi
     // Tables: T_j[idx] = sum_t (bit t of idx ? -1 : +1) z_{j g + t} (build_table). A short last
     // group has zero inputs beyond K.
     switch (g) {  // compile-time group sizes: each table is built in registers, then stored
-      case 1: build_tables<Tile, 1>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 2: build_tables<Tile, 2>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 3: build_tables<Tile, 3>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 4: build_tables<Tile, 4>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 5: build_tables<Tile, 5>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 6: build_tables<Tile, 6>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      case 7: build_tables<Tile, 7>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
-      default: build_tables<Tile, 8>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 1: build_tables<Tile, Entry, 1>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 2: build_tables<Tile, Entry, 2>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 3: build_tables<Tile, Entry, 3>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 4: build_tables<Tile, Entry, 4>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 5: build_tables<Tile, Entry, 5>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 6: build_tables<Tile, Entry, 6>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      case 7: build_tables<Tile, Entry, 7>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
+      default: build_tables<Tile, Entry, 8>(x, m, q0, cols, plan.k, chunk, chunk_end, tables); break;
     }
     const std::size_t chunk_groups = chunk_end - chunk;
     const mix_output<T> out{acc, x + q0, m, scale, out_signs != nullptr ? out_signs + q0 : nullptr,
@@ -738,17 +694,20 @@ void mix_columns(T* x, std::size_t m, std::size_t q0, std::size_t cols, const mi
       std::size_t r = 0;
       for (; r + outputs <= plan.k; r += outputs) {
         ahead.template step<Arch>();
-        accumulate_outputs<Tile, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+        accumulate_outputs<Tile, Entry, outputs, 2>(plan, r, chunk, chunk_groups, tables, out, v);
       }
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, Entry, 1, 2>(plan, r, chunk, chunk_groups, tables, out, v);
     }
     for (; v < cols; v += W) {
+      constexpr std::size_t outputs = mix_single_outputs<Tile, Arch>();
       std::size_t r = 0;
-      for (; r + 8 <= plan.k; r += 8) {
+      for (; r + outputs <= plan.k; r += outputs) {
         ahead.template step<Arch>();
-        accumulate_outputs<Tile, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+        accumulate_outputs<Tile, Entry, outputs, 1>(plan, r, chunk, chunk_groups, tables, out, v);
       }
-      for (; r < plan.k; ++r) accumulate_outputs<Tile, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      if constexpr (outputs > 8)
+        for (; r + 8 <= plan.k; r += 8) accumulate_outputs<Tile, Entry, 8, 1>(plan, r, chunk, chunk_groups, tables, out, v);
+      for (; r < plan.k; ++r) accumulate_outputs<Tile, Entry, 1, 1>(plan, r, chunk, chunk_groups, tables, out, v);
     }
   }
 }
@@ -757,7 +716,8 @@ template <class T, class Arch>
 void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_signs, T* scratch,
               const T* prefetch, std::size_t prefetch_elements) noexcept {
   using tile = column_tile<T, Arch>;
-  constexpr std::size_t entry = mix_entry_bytes / sizeof(T);
+  constexpr std::size_t full = mix_entry_bytes / sizeof(T);
+  const std::size_t entry = plan.entry != 0 ? plan.entry : full;
   T* acc = scratch + (plan.chunk_groups * mix_table_stride(plan.group_size) + 1) * entry;
   const std::size_t cols = m < entry ? m : entry;
   // The prefetch is spread evenly over the steps of mix_columns, so that the fetches overlap the
@@ -765,27 +725,39 @@ void mix_impl(T* x, std::size_t m, const mix_plan& plan, T scale, const T* out_s
   auto run = [&](auto tile_tag) {
     using Tile = typename decltype(tile_tag)::type;
     prefetch_cursor<T> ahead(prefetch, prefetch_elements, false);
-    ahead.spread_over(mix_prefetch_steps<Tile>(m, cols, plan));
-    for (std::size_t q0 = 0; q0 < m; q0 += cols)
-      mix_columns<Tile, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+    ahead.spread_over(mix_prefetch_steps<Tile, Arch>(m, cols, plan));
+    // The entry length as a compile-time constant (immediate table offsets): full, or the compact
+    // entries of short blocks that hold at least one tile (cols >= Tile::size).
+    auto columns = [&](auto entry_tag) {
+      constexpr std::size_t E = decltype(entry_tag)::value;
+      for (std::size_t q0 = 0; q0 < m; q0 += cols)
+        mix_columns<Tile, E, Arch>(x, m, q0, cols, plan, scale, out_signs, scratch, acc, ahead);
+    };
+    if constexpr (Tile::size * 8 <= full)
+      if (entry == full / 8) return columns(std::integral_constant<std::size_t, full / 8>{});
+    if constexpr (Tile::size * 4 <= full)
+      if (entry == full / 4) return columns(std::integral_constant<std::size_t, full / 4>{});
+    if constexpr (Tile::size * 2 <= full)
+      if (entry == full / 2) return columns(std::integral_constant<std::size_t, full / 2>{});
+    columns(std::integral_constant<std::size_t, full>{});
   };
   if constexpr (!simd::is_scalar_v<Arch>) {
-    if (cols >= tile::width) {
+    if (cols >= tile::size) {
       run(std::type_identity<tile>{});
       return;
     }
     // Blocks narrower than a batch (m = 4, 8 on AVX-512): half and quarter registers.
-    using half = arch::narrow_vector_t<T, Arch, 32>;
-    using quarter = arch::narrow_vector_t<T, Arch, 16>;
+    using half = arch::narrow_ops_t<T, Arch, 32>;
+    using quarter = arch::narrow_ops_t<T, Arch, 16>;
     if constexpr (!std::is_void_v<half>) {
       if (cols >= half::size) {
-        run(std::type_identity<narrow_column_tile<half>>{});
+        run(std::type_identity<half>{});
         return;
       }
     }
     if constexpr (!std::is_void_v<quarter>) {
       if (cols >= quarter::size) {
-        run(std::type_identity<narrow_column_tile<quarter>>{});
+        run(std::type_identity<quarter>{});
         return;
       }
     }

@@ -24,8 +24,10 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
+#include "arch/narrow.hpp"
 #include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
@@ -106,166 +108,12 @@ inline constexpr std::size_t givens_tile_rows = 32 / sizeof(U);
 template <class U>
 inline constexpr std::size_t givens_block_cols = 64 / sizeof(U);
 
-/// L x L transpose (L = batch lanes) in place at p (rows `stride` apart): p[k][r] <-> p[r][k].
-template <class U, class Arch>
-SINGLEQUANT_INLINE void transpose_square_generic(U* p, std::size_t stride) noexcept {
-  constexpr std::size_t lanes = xsimd::batch<U, Arch>::size;
-  for (std::size_t r = 0; r < lanes; ++r)
-    for (std::size_t k = r + 1; k < lanes; ++k) std::swap(p[r * stride + k], p[k * stride + r]);
-}
-
-#if XSIMD_WITH_SSE2
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_sse(float* p, std::size_t ss) noexcept {
-  const __m128 r0 = _mm_loadu_ps(p), r1 = _mm_loadu_ps(p + ss);
-  const __m128 r2 = _mm_loadu_ps(p + 2 * ss), r3 = _mm_loadu_ps(p + 3 * ss);
-  const __m128 t0 = _mm_unpacklo_ps(r0, r1), t1 = _mm_unpackhi_ps(r0, r1);  // a0 b0 a1 b1 | a2 b2 a3 b3
-  const __m128 t2 = _mm_unpacklo_ps(r2, r3), t3 = _mm_unpackhi_ps(r2, r3);
-  _mm_storeu_ps(p, _mm_movelh_ps(t0, t2));
-  _mm_storeu_ps(p + ss, _mm_movehl_ps(t2, t0));
-  _mm_storeu_ps(p + 2 * ss, _mm_movelh_ps(t1, t3));
-  _mm_storeu_ps(p + 3 * ss, _mm_movehl_ps(t3, t1));
-}
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_sse(double* p, std::size_t ss) noexcept {
-  const __m128d r0 = _mm_loadu_pd(p), r1 = _mm_loadu_pd(p + ss);
-  _mm_storeu_pd(p, _mm_unpacklo_pd(r0, r1));
-  _mm_storeu_pd(p + ss, _mm_unpackhi_pd(r0, r1));
-}
-#endif
-
-#if XSIMD_WITH_AVX
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx(float* p, std::size_t ss) noexcept {
-  __m256 t[8], u[8];
-  for (std::size_t k = 0; k < 4; ++k) {
-    const __m256 a = _mm256_loadu_ps(p + 2 * k * ss), b = _mm256_loadu_ps(p + (2 * k + 1) * ss);
-    t[2 * k] = _mm256_unpacklo_ps(a, b);  // per 128-bit half h: a(4h) b(4h) a(4h+1) b(4h+1)
-    t[2 * k + 1] = _mm256_unpackhi_ps(a, b);
-  }
-  for (std::size_t g = 0; g < 2; ++g) {  // rows 4g..4g+3 -> u[4g + m] half h = column 4h + m
-    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  for (std::size_t m = 0; m < 4; ++m) {
-    _mm256_storeu_ps(p + m * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x20));
-    _mm256_storeu_ps(p + (4 + m) * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x31));
-  }
-}
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_square_avx(double* p, std::size_t ss) noexcept {
-  const __m256d r0 = _mm256_loadu_pd(p), r1 = _mm256_loadu_pd(p + ss);
-  const __m256d r2 = _mm256_loadu_pd(p + 2 * ss), r3 = _mm256_loadu_pd(p + 3 * ss);
-  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);  // a0 b0 | a2 b2
-  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-  _mm256_storeu_pd(p, _mm256_permute2f128_pd(t0, t2, 0x20));
-  _mm256_storeu_pd(p + ss, _mm256_permute2f128_pd(t1, t3, 0x20));
-  _mm256_storeu_pd(p + 2 * ss, _mm256_permute2f128_pd(t0, t2, 0x31));
-  _mm256_storeu_pd(p + 3 * ss, _mm256_permute2f128_pd(t1, t3, 0x31));
-}
-#endif
-
-#if XSIMD_WITH_AVX512F
-// The masked forms with an all-ones mask compile to the same instructions as the plain ones; GCC 12
-// reports a false -Wmaybe-uninitialized inside the plain forms (their _mm512_undefined_* source).
-template <class Arch>
-SINGLEQUANT_INLINE __m512 unpack_lo_512(__m512 a, __m512 b) noexcept { return _mm512_mask_unpacklo_ps(a, 0xFFFF, a, b); }
-template <class Arch>
-SINGLEQUANT_INLINE __m512 unpack_hi_512(__m512 a, __m512 b) noexcept { return _mm512_mask_unpackhi_ps(a, 0xFFFF, a, b); }
-template <int imm, class Arch>
-SINGLEQUANT_INLINE __m512 shuffle_512(__m512 a, __m512 b) noexcept { return _mm512_mask_shuffle_ps(a, 0xFFFF, a, b, imm); }
-template <class Arch>
-SINGLEQUANT_INLINE __m512d unpack_lo_512(__m512d a, __m512d b) noexcept { return _mm512_mask_unpacklo_pd(a, 0xFF, a, b); }
-template <class Arch>
-SINGLEQUANT_INLINE __m512d unpack_hi_512(__m512d a, __m512d b) noexcept { return _mm512_mask_unpackhi_pd(a, 0xFF, a, b); }
-
-/// Both 8 x 8 halves of the 8 x 16 float block at p, in place: one 512-bit register per row, the
-/// two halves transposed side by side (3 shuffles per register, no 256-bit lane crossing).
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_halves_avx512(float* p, std::size_t ss) noexcept {
-  __m512 t[8], u[8];
-  for (std::size_t k = 0; k < 4; ++k) {
-    const __m512 a = _mm512_loadu_ps(p + 2 * k * ss), b = _mm512_loadu_ps(p + (2 * k + 1) * ss);
-    t[2 * k] = unpack_lo_512<Arch>(a, b);  // per 128-bit lane q: a(4q) b(4q) a(4q+1) b(4q+1)
-    t[2 * k + 1] = unpack_hi_512<Arch>(a, b);
-  }
-  for (std::size_t g = 0; g < 2; ++g) {  // u[4g + m] lane q: column 4q + m, rows 4g..4g+3
-    u[4 * g + 0] = shuffle_512<0x44, Arch>(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 1] = shuffle_512<0xEE, Arch>(t[4 * g], t[4 * g + 2]);
-    u[4 * g + 2] = shuffle_512<0x44, Arch>(t[4 * g + 1], t[4 * g + 3]);
-    u[4 * g + 3] = shuffle_512<0xEE, Arch>(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (std::size_t m = 0; m < 4; ++m) {  // row m: columns m | 8 + m = lanes 0, 2 of u[m] and u[4 + m]
-    _mm512_storeu_ps(p + m * ss, _mm512_mask_shuffle_f32x4(u[m], 0xF0F0, u[4 + m], u[4 + m], 0xA0));
-    _mm512_storeu_ps(p + (4 + m) * ss, _mm512_mask_shuffle_f32x4(u[4 + m], 0x0F0F, u[m], u[m], 0xF5));
-  }
-}
-/// Both 4 x 4 halves of the 4 x 8 double block at p, in place.
-template <class Arch>
-SINGLEQUANT_INLINE void transpose_halves_avx512(double* p, std::size_t ss) noexcept {
-  const __m512d r0 = _mm512_loadu_pd(p), r1 = _mm512_loadu_pd(p + ss);
-  const __m512d r2 = _mm512_loadu_pd(p + 2 * ss), r3 = _mm512_loadu_pd(p + 3 * ss);
-  const __m512d t0 = unpack_lo_512<Arch>(r0, r1), t1 = unpack_hi_512<Arch>(r0, r1);  // per lane q: a(2q) b(2q)
-  const __m512d t2 = unpack_lo_512<Arch>(r2, r3), t3 = unpack_hi_512<Arch>(r2, r3);
-  _mm512_storeu_pd(p, _mm512_mask_shuffle_f64x2(t0, 0xCC, t2, t2, 0xA0));  // lanes t0.0 t2.0 t0.2 t2.2
-  _mm512_storeu_pd(p + ss, _mm512_mask_shuffle_f64x2(t1, 0xCC, t3, t3, 0xA0));
-  _mm512_storeu_pd(p + 2 * ss, _mm512_mask_shuffle_f64x2(t2, 0x33, t0, t0, 0xF5));  // t0.1 t2.1 t0.3 t2.3
-  _mm512_storeu_pd(p + 3 * ss, _mm512_mask_shuffle_f64x2(t3, 0x33, t1, t1, 0xF5));
-}
-#endif
-
-/// L x L transpose in place (L = batch lanes); loads the whole square before it stores.
-template <class U, class Arch>
-SINGLEQUANT_INLINE void transpose_square(U* p, std::size_t stride) noexcept {
-#if XSIMD_WITH_AVX
-  if constexpr (std::is_base_of_v<xsimd::avx, Arch>) {
-    transpose_square_avx<Arch>(p, stride);
-    return;
-  }
-#endif
-#if XSIMD_WITH_SSE2
-  if constexpr (std::is_base_of_v<xsimd::sse2, Arch>) {
-    transpose_square_sse<Arch>(p, stride);
-    return;
-  }
-#endif
-  transpose_square_generic<U, Arch>(p, stride);
-}
-
 /// Transposes both R x R halves of the R x 2R block at p (rows `stride` apart) in place: after it,
 /// row j of half h holds channel h R + j of the block for rows 0..R-1 (lane r = row r). Its own
 /// inverse.
 template <class U, class Arch>
 SINGLEQUANT_INLINE void transpose_block_halves(U* p, std::size_t stride) noexcept {
-  constexpr std::size_t rows = givens_tile_rows<U>;
-  constexpr std::size_t lanes = xsimd::batch<U, Arch>::size;
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    transpose_halves_avx512<Arch>(p, stride);
-    return;
-  }
-#endif
-  if constexpr (rows % lanes == 0) {  // else only AVX-512, above
-    alignas(64) U swap[lanes * lanes];
-    for (std::size_t half = 0; half < 2 * rows; half += rows)
-      for (std::size_t rb = 0; rb < rows; rb += lanes) {
-        transpose_square<U, Arch>(p + rb * stride + half + rb, stride);
-        for (std::size_t cb = rb + lanes; cb < rows; cb += lanes) {  // swap square (rb, cb) with (cb, rb)^T
-          U* upper = p + rb * stride + half + cb;
-          U* lower = p + cb * stride + half + rb;
-          for (std::size_t r = 0; r < lanes; ++r)
-            xsimd::batch<U, Arch>::load_unaligned(upper + r * stride).store_aligned(swap + r * lanes);
-          transpose_square<U, Arch>(swap, lanes);
-          transpose_square<U, Arch>(lower, stride);
-          for (std::size_t r = 0; r < lanes; ++r) {
-            xsimd::batch<U, Arch>::load_unaligned(lower + r * stride).store_unaligned(upper + r * stride);
-            xsimd::batch<U, Arch>::load_aligned(swap + r * lanes).store_unaligned(lower + r * stride);
-          }
-        }
-      }
-  }
+  arch::transpose_halves<Arch, givens_tile_rows<U>>(p, stride, Arch{});  // per ISA: detail/arch/
 }
 
 /// One rotation as the tiled path applies it: the offsets of its two channel lines from the start
@@ -308,32 +156,19 @@ struct tile_plan_view {
 /// Applies the rotation g to the channel lines xi, xj (R = givens_tile_rows<U> elements each).
 template <class U, class Arch>
 SINGLEQUANT_INLINE void rotate_lines(U* xi, U* xj, const line_rotation<U>& g) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {  // a line is one 256-bit register
-    if constexpr (std::is_same_v<U, float>) {
-      const __m256 cb = _mm256_broadcast_ss(&g.c), sb = _mm256_broadcast_ss(&g.s);  // loads, not shuffles
-      const __m256 a = _mm256_loadu_ps(xi), b = _mm256_loadu_ps(xj);
-#  if SINGLEQUANT_GIVENS_FMA
-      _mm256_storeu_ps(xi, _mm256_fmsub_ps(cb, a, _mm256_mul_ps(sb, b)));  // = fma(c, a, -(s b))
-      _mm256_storeu_ps(xj, _mm256_fmadd_ps(sb, a, _mm256_mul_ps(cb, b)));
-#  else
-      _mm256_storeu_ps(xi, _mm256_sub_ps(_mm256_mul_ps(cb, a), _mm256_mul_ps(sb, b)));
-      _mm256_storeu_ps(xj, _mm256_add_ps(_mm256_mul_ps(sb, a), _mm256_mul_ps(cb, b)));
-#  endif
-    } else {
-      const __m256d cb = _mm256_broadcast_sd(&g.c), sb = _mm256_broadcast_sd(&g.s);
-      const __m256d a = _mm256_loadu_pd(xi), b = _mm256_loadu_pd(xj);
-#  if SINGLEQUANT_GIVENS_FMA
-      _mm256_storeu_pd(xi, _mm256_fmsub_pd(cb, a, _mm256_mul_pd(sb, b)));
-      _mm256_storeu_pd(xj, _mm256_fmadd_pd(sb, a, _mm256_mul_pd(cb, b)));
-#  else
-      _mm256_storeu_pd(xi, _mm256_sub_pd(_mm256_mul_pd(cb, a), _mm256_mul_pd(sb, b)));
-      _mm256_storeu_pd(xj, _mm256_add_pd(_mm256_mul_pd(sb, a), _mm256_mul_pd(cb, b)));
-#  endif
-    }
+  using line = arch::narrow_ops_t<U, Arch, sizeof(U) * givens_tile_rows<U>>;
+  if constexpr (!std::is_void_v<line>) {  // a line is one register narrower than a batch (AVX-512)
+    const auto cb = line::broadcast(g.c), sb = line::broadcast(g.s);
+    const auto a = line::load(xi), b = line::load(xj);
+#if SINGLEQUANT_GIVENS_FMA
+    line::store(xi, line::fms(cb, a, sb * b));  // = fma(c, a, -(s b)), as rotate_scalar_pair
+    line::store(xj, line::fma(sb, a, cb * b));
+#else
+    line::store(xi, cb * a - sb * b);
+    line::store(xj, sb * a + cb * b);
+#endif
     return;
   }
-#endif
   using batch = xsimd::batch<U, Arch>;
   const batch cb(g.c), sb(g.s);
   for (std::size_t k = 0; k < givens_tile_rows<U>; k += batch::size) {

@@ -218,45 +218,23 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_problem& p, std::size_t m0, std
     drive<arch::scalar_int4_ops>(p, m0, m1, panel0, panel1);
     return;
   } else {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-      if (p.allow_vnni && uses_vnni())
-        drive<arch::avx512_int4_ops<true>>(p, m0, m1, panel0, panel1);
-      else
-        drive<arch::avx512_int4_ops<false>>(p, m0, m1, panel0, panel1);
-      return;
+    // The ops struct of Arch (detail/arch/): vpdpbusd where the CPU has it (AVX-512 only).
+    using plain = arch::int4_ops_t<Arch, false>;
+    using vnni = arch::int4_ops_t<Arch, true>;
+    if constexpr (!std::is_same_v<plain, vnni>) {
+      if (p.allow_vnni && uses_vnni()) {
+        drive<vnni>(p, m0, m1, panel0, panel1);
+        return;
+      }
     }
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-    if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-      drive<arch::avx2_int4_ops>(p, m0, m1, panel0, panel1);
-      return;
-    }
-#endif
-#if defined(__SSSE3__)
-    if constexpr (std::is_base_of_v<xsimd::ssse3, Arch>) {
-      drive<arch::ssse3_int4_ops>(p, m0, m1, panel0, panel1);
-      return;
-    }
-#endif
-#if defined(__SSE2__)
-    if constexpr (std::is_base_of_v<xsimd::sse2, Arch>) {
-      drive<arch::sse2_int4_ops>(p, m0, m1, panel0, panel1);
-      return;
-    }
-#endif
-    drive<arch::scalar_int4_ops>(p, m0, m1, panel0, panel1);
+    drive<plain>(p, m0, m1, panel0, panel1);
   }
 }
 
 template <class Arch>
 bool int4_gemm_kernel<Arch>::uses_vnni() noexcept {
   if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-#if defined(__AVX512VNNI__)
-    return true;
-#else
-    return cpu_has_avx512_vnni();
-#endif
+    return arch::vnni_compiled || cpu_has_avx512_vnni();
   } else {
     return false;
   }

@@ -17,7 +17,8 @@ SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
 /// Register operations of a combine tile: an xsimd batch of Arch (fused multiply-add on every
-/// FMA architecture, simd::fused_fma) ...
+/// FMA architecture, simd::fused_fma), or arch::narrow_ops (the same interface, detail/arch/narrow.hpp)
+/// for factors shorter than a batch.
 template <class T, class Arch>
 struct batch_ops {
   using type = xsimd::batch<T, Arch>;
@@ -29,22 +30,6 @@ struct batch_ops {
     return simd::fused_fma(x, y, z);
   }
 };
-/// ... or a register narrower than Arch's (detail/arch/narrow.hpp), for factors shorter than a batch.
-template <class V>
-struct vector_ops {
-  using type = V;
-  static constexpr std::size_t size = V::size;
-  template <class T>
-  static SINGLEQUANT_INLINE type load(const T* p) noexcept { return V::load(p); }
-  template <class T>
-  static SINGLEQUANT_INLINE void store(T* p, const type& x) noexcept { V::store(p, x); }
-  template <class T>
-  static SINGLEQUANT_INLINE type broadcast(T c) noexcept { return V::broadcast(c); }
-  static SINGLEQUANT_INLINE type fma(const type& x, const type& y, const type& z) noexcept {
-    return V::fma(x, y, z);
-  }
-};
-
 /// The operands of S output rows of "coefficients times matrix rows":
 ///   out[i * out_stride + q] = sum_{u < count} coef[u * coef_stride + i * coef_step] * rows[u * row_stride + q].
 template <class T>
@@ -107,10 +92,10 @@ void combine_outputs(const combine_args<T>& g, std::size_t len) noexcept {
     constexpr std::size_t W = wide::size, R = W * sizeof(T) >= 64 ? 4 : 2;  // 32 or 16 registers
     for (; v + R * W <= len; v += R * W) combine_tile<wide, S, R>(g, v);
     v = combine_columns<wide, S>(g, v, len);
-    using half = arch::narrow_vector_t<T, Arch, 32>;
-    using quarter = arch::narrow_vector_t<T, Arch, 16>;
-    if constexpr (!std::is_void_v<half>) v = combine_columns<vector_ops<half>, S>(g, v, len);
-    if constexpr (!std::is_void_v<quarter>) v = combine_columns<vector_ops<quarter>, S>(g, v, len);
+    using half = arch::narrow_ops_t<T, Arch, 32>;
+    using quarter = arch::narrow_ops_t<T, Arch, 16>;
+    if constexpr (!std::is_void_v<half>) v = combine_columns<half, S>(g, v, len);
+    if constexpr (!std::is_void_v<quarter>) v = combine_columns<quarter, S>(g, v, len);
   }
   for (std::size_t i = 0; i < S; ++i)
     for (std::size_t q = v; q < len; ++q) {

@@ -18,7 +18,7 @@
 
 #include "arch/avx2.hpp"
 #include "arch/avx512.hpp"
-#include "arch/sse.hpp"
+#include "arch/sse2.hpp"
 #include "q4_0_kernels.hpp"
 #include "simd_core.hpp"
 

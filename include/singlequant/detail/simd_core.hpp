@@ -9,6 +9,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../config.hpp"
+#include "arch/generic.hpp"  // the per-ISA helpers (intrinsics live in detail/arch/ only)
 #include "xsimd_compat.hpp"  // the only place that tests XSIMD_VERSION_* (needs >= 8.1)
 
 #ifndef SINGLEQUANT_RUNTIME_DISPATCH
@@ -66,15 +67,7 @@ template <class T, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<T, Arch> fused_fma(const xsimd::batch<T, Arch>& x,
                                                    const xsimd::batch<T, Arch>& y,
                                                    const xsimd::batch<T, Arch>& z) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
-    if constexpr (std::is_same_v<T, float>)
-      return _mm512_fmadd_ps(x, y, z);
-    else
-      return _mm512_fmadd_pd(x, y, z);
-  }
-#endif
-  return xsimd::fma(x, y, z);
+  return detail::arch::fmadd(x, y, z, Arch{});
 }
 
 /// Largest lane of a batch (no NaN in x assumed).

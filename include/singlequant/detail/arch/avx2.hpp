@@ -1,13 +1,159 @@
-// singlequant/detail/arch/avx2.hpp - AVX2 + FMA intrinsics of the INT4 GEMM (the ops shape is
-// described in detail/arch/avx512.hpp).
+// singlequant/detail/arch/avx2.hpp - 256-bit intrinsics of the kernels (the avx2 level: AVX, AVX2,
+// FMA).
+//
+// ymm_vector<T, Arch>: one 256-bit register of T as a column tile, for the parts of an AVX-512
+// kernel narrower than a 512-bit register (an 8-float block; chosen by narrow.hpp). The FWHT's
+// first level folded into the loads and the square transposes of the Givens tiles are overloads on
+// the tag xsimd::avx (fallbacks: generic.hpp). The INT4 GEMM ops (shape: avx512.hpp) need AVX2 and
+// FMA. Raw intrinsics templated on the caller's Arch, always inlined, for the reason given in
+// sse2.hpp (ODR). Every floating-point operation is the IEEE one of the scalar code (one rounding
+// each).
 #ifndef SINGLEQUANT_DETAIL_ARCH_AVX2_HPP
 #define SINGLEQUANT_DETAIL_ARCH_AVX2_HPP
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 
 #include "../../config.hpp"
+
+SINGLEQUANT_BEGIN_NAMESPACE
+namespace detail::arch {
+
+template <class T, class Arch>
+struct ymm_vector;  // defined for float and double when the translation unit has AVX
+
+#if XSIMD_WITH_AVX
+template <class Arch>
+struct ymm_vector<float, Arch> {
+  static constexpr std::size_t size = 8;
+  __m256 v;
+  static SINGLEQUANT_INLINE ymm_vector load(const float* p) noexcept { return {_mm256_loadu_ps(p)}; }
+  static SINGLEQUANT_INLINE void store(float* p, ymm_vector x) noexcept { _mm256_storeu_ps(p, x.v); }
+  static SINGLEQUANT_INLINE ymm_vector broadcast(float s) noexcept { return {_mm256_set1_ps(s)}; }
+  /// Exact negation (sign-bit flip, -0 for +0).
+  static SINGLEQUANT_INLINE ymm_vector negate(ymm_vector x) noexcept {
+    return {_mm256_xor_ps(x.v, _mm256_set1_ps(-0.0f))};
+  }
+  /// x y + z, fused where the translation unit has FMA (as xsimd::fma on the wider batches).
+  static SINGLEQUANT_INLINE ymm_vector fma(ymm_vector x, ymm_vector y, ymm_vector z) noexcept {
+#  ifdef __FMA__
+    return {_mm256_fmadd_ps(x.v, y.v, z.v)};
+#  else
+    return {_mm256_add_ps(_mm256_mul_ps(x.v, y.v), z.v)};
+#  endif
+  }
+  /// x y - z, fused where the translation unit has FMA.
+  static SINGLEQUANT_INLINE ymm_vector fms(ymm_vector x, ymm_vector y, ymm_vector z) noexcept {
+#  ifdef __FMA__
+    return {_mm256_fmsub_ps(x.v, y.v, z.v)};
+#  else
+    return {_mm256_sub_ps(_mm256_mul_ps(x.v, y.v), z.v)};
+#  endif
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator+(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_add_ps(a.v, b.v)};
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator-(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_sub_ps(a.v, b.v)};
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator*(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_mul_ps(a.v, b.v)};
+  }
+  SINGLEQUANT_INLINE ymm_vector& operator+=(ymm_vector b) noexcept { return *this = *this + b; }
+};
+
+template <class Arch>
+struct ymm_vector<double, Arch> {
+  static constexpr std::size_t size = 4;
+  __m256d v;
+  static SINGLEQUANT_INLINE ymm_vector load(const double* p) noexcept { return {_mm256_loadu_pd(p)}; }
+  static SINGLEQUANT_INLINE void store(double* p, ymm_vector x) noexcept { _mm256_storeu_pd(p, x.v); }
+  static SINGLEQUANT_INLINE ymm_vector broadcast(double s) noexcept { return {_mm256_set1_pd(s)}; }
+  static SINGLEQUANT_INLINE ymm_vector negate(ymm_vector x) noexcept {
+    return {_mm256_xor_pd(x.v, _mm256_set1_pd(-0.0))};
+  }
+  static SINGLEQUANT_INLINE ymm_vector fma(ymm_vector x, ymm_vector y, ymm_vector z) noexcept {
+#  ifdef __FMA__
+    return {_mm256_fmadd_pd(x.v, y.v, z.v)};
+#  else
+    return {_mm256_add_pd(_mm256_mul_pd(x.v, y.v), z.v)};
+#  endif
+  }
+  static SINGLEQUANT_INLINE ymm_vector fms(ymm_vector x, ymm_vector y, ymm_vector z) noexcept {
+#  ifdef __FMA__
+    return {_mm256_fmsub_pd(x.v, y.v, z.v)};
+#  else
+    return {_mm256_sub_pd(_mm256_mul_pd(x.v, y.v), z.v)};
+#  endif
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator+(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_add_pd(a.v, b.v)};
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator-(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_sub_pd(a.v, b.v)};
+  }
+  friend SINGLEQUANT_INLINE ymm_vector operator*(ymm_vector a, ymm_vector b) noexcept {
+    return {_mm256_mul_pd(a.v, b.v)};
+  }
+  SINGLEQUANT_INLINE ymm_vector& operator+=(ymm_vector b) noexcept { return *this = *this + b; }
+};
+#endif
+
+
+#if XSIMD_WITH_AVX
+#  if defined(__GNUC__) || defined(__clang__)
+/// The first FWHT level of the 8 floats at p with the lane exchange done by the load unit
+/// (movsldup / movshdup from memory; see avx512.hpp).
+template <class Arch>
+SINGLEQUANT_INLINE xsimd::batch<float, Arch> load_first_level(const float* p, const xsimd::batch<float, Arch>& sign1,
+                                                              xsimd::avx) noexcept {
+  __m256 even, odd;
+  __asm__("vmovsldup %1, %0" : "=x"(even) : "m"(*reinterpret_cast<const __m256_u*>(p)));
+  __asm__("vmovshdup %1, %0" : "=x"(odd) : "m"(*reinterpret_cast<const __m256_u*>(p)));
+  return xsimd::fma(xsimd::batch<float, Arch>(odd), sign1, xsimd::batch<float, Arch>(even));
+}
+#  endif
+
+/// 8 x 8 float transpose in place at p (rows ss apart); loads the whole square before it stores.
+template <class Arch>
+SINGLEQUANT_INLINE void transpose_square(float* p, std::size_t ss, xsimd::avx) noexcept {
+  __m256 t[8], u[8];
+  for (std::size_t k = 0; k < 4; ++k) {
+    const __m256 a = _mm256_loadu_ps(p + 2 * k * ss), b = _mm256_loadu_ps(p + (2 * k + 1) * ss);
+    t[2 * k] = _mm256_unpacklo_ps(a, b);  // per 128-bit half h: a(4h) b(4h) a(4h+1) b(4h+1)
+    t[2 * k + 1] = _mm256_unpackhi_ps(a, b);
+  }
+  for (std::size_t g = 0; g < 2; ++g) {  // rows 4g..4g+3 -> u[4g + m] half h = column 4h + m
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (std::size_t m = 0; m < 4; ++m) {
+    _mm256_storeu_ps(p + m * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x20));
+    _mm256_storeu_ps(p + (4 + m) * ss, _mm256_permute2f128_ps(u[m], u[4 + m], 0x31));
+  }
+}
+/// 4 x 4 double transpose in place.
+template <class Arch>
+SINGLEQUANT_INLINE void transpose_square(double* p, std::size_t ss, xsimd::avx) noexcept {
+  const __m256d r0 = _mm256_loadu_pd(p), r1 = _mm256_loadu_pd(p + ss);
+  const __m256d r2 = _mm256_loadu_pd(p + 2 * ss), r3 = _mm256_loadu_pd(p + 3 * ss);
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);  // a0 b0 | a2 b2
+  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  _mm256_storeu_pd(p, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(p + ss, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(p + 2 * ss, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(p + 3 * ss, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+#endif  // XSIMD_WITH_AVX
+
+}  // namespace detail::arch
+SINGLEQUANT_END_NAMESPACE
 
 #if defined(__AVX2__) && defined(__FMA__)
 #  include <immintrin.h>
@@ -45,6 +191,9 @@ struct avx2_int4_ops {
     _mm256_storeu_ps(c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_loadu_ps(s), _mm256_loadu_ps(c)));
   }
 };
+
+template <bool Vnni>
+std::type_identity<avx2_int4_ops> int4_ops(xsimd::avx2) noexcept;  // decltype only
 
 }  // namespace
 }  // namespace detail::arch

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 
 #include "../../config.hpp"
 
@@ -40,6 +43,10 @@ struct scalar_int4_ops {
     *c = std::fma(static_cast<float>(acc), *s, *c);
   }
 };
+
+/// The INT4 GEMM ops of a tag without a SIMD set of its own (the ISA files overload this).
+template <bool Vnni>
+std::type_identity<scalar_int4_ops> int4_ops(xsimd::generic) noexcept;  // decltype only
 
 }  // namespace
 }  // namespace detail::arch
