@@ -31,7 +31,7 @@
 #include "arch/avx2.hpp"
 #include "arch/avx512.hpp"
 #include "arch/scalar.hpp"
-#include "arch/sse.hpp"
+#include "arch/sse2.hpp"
 #include "cpu.hpp"
 #include "simd_core.hpp"
 
