@@ -15,7 +15,9 @@
 //
 // Usage: measure_sites [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid]
 //                      [--verbose] [--gptq [--group N] [--gptq-clip weight|output] [--damping X]
-//                      [--clip-min X] [--clip-step X] [--refine N]]
+//                      [--clip-min X] [--clip-step X] [--refine N] [--rescale N]
+//                      [--in-sample] [--calibration-sequences N] [--gptq-kind K] [--gptq-basis 0|1|2]
+//                      [--act-order-only]]
 // Prints one markdown table per model; a model whose file is absent is skipped with a message.
 #include <singlequant/singlequant.hpp>
 
@@ -165,6 +167,10 @@ double weight_only_error(const std::vector<float>& x, std::size_t rows, const st
 sq::gptq_options gptq_knobs;
 double gptq_seconds = 0;  // act-order gptq() calls plus their error measurement
 bool in_sample = false;   // --in-sample: measure on the calibration tokens themselves (diagnostic)
+std::string gptq_kind;   // --gptq-kind NAME: only the sites of this kind (e.g. ffn_down)
+int gptq_basis = -1;      // --gptq-basis 0|1|2: only none, hadamard or H+art+urt (-1: all three)
+int calibration_sequences = 0;
+bool gptq_act_only = false;  // --act-order-only: skip the natural-order GPTQ column  // --calibration-sequences N: calibration sequences (0: as --sequences)
 
 w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, const sq::quant_options& weights) {
   const std::size_t n = d.width, out = d.out_features;
@@ -182,7 +188,7 @@ w4_errors gptq_vs_rtn(const site_data& d, const sq::site_transform* transform, c
   options.quant = weights;
   w4_errors e;
   e.rtn = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::quantize(wv, weights));
-  e.gptq = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
+  e.gptq = gptq_act_only ? std::nan("") : weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
   options.act_order = true;
   const auto start = std::chrono::steady_clock::now();
   e.gptq_act_order = weight_only_error(held_out, d.held_out_rows(), w, out, n, sq::gptq(wv, h, options));
@@ -309,7 +315,7 @@ int run_model(const std::string& dir, const std::string& name, const std::string
   auto model = llama2c::model::load(model_path);
   std::map<site_key, site_data> sites;
   const auto t0 = std::chrono::steady_clock::now();
-  collect(model, 1234, sequences, length, sites, false);
+  collect(model, 1234, calibration_sequences > 0 ? calibration_sequences : sequences, length, sites, false);
   if (tune) {
     // Calibration data only: the first half of the sequences builds, the second half measures.
     for (auto& [key, d] : sites) {
@@ -328,7 +334,7 @@ int run_model(const std::string& dir, const std::string& name, const std::string
                 std::chrono::duration<double>(t1 - t0).count());
   else
     std::printf("\n## %s: %d calibration + %d held-out sequences of %d sampled tokens (%.1f s)\n\n",
-                name.c_str(), sequences, sequences, length,
+                name.c_str(), calibration_sequences > 0 ? calibration_sequences : sequences, sequences, length,
                 std::chrono::duration<double>(t1 - t0).count());
 
   if (gptq) return run_gptq_table(sites, full_grid, group);
@@ -463,13 +469,18 @@ int run_gptq_table(std::map<site_key, site_data>& sites, bool full_grid, std::si
   int counted = 0;
   for (auto& [key, d] : sites) {
     if (group != 0 && d.width % group != 0) continue;
+    if (!gptq_kind.empty() && llama2c::to_string(key.kind) != gptq_kind) continue;
     sq::calibrator calibrator(d.width, hadamard.options);
     calibrator.observe(sq::matrix_view<const float>(d.calibration, d.calibration_rows(), d.width));
     const sq::site_transform had = calibrator.build(hadamard.options);
-    const sq::site_transform single = calibrator.build(full.options);
+    const sq::site_transform single = gptq_basis < 0 || gptq_basis == 2 ? calibrator.build(full.options) : had;
     const sq::site_transform* transforms[] = {nullptr, &had, &single};
     std::printf("| %s | %zu | %zu |", site_name(key).c_str(), d.width, d.out_features);
     for (int b = 0; b < 3; ++b) {
+      if (gptq_basis >= 0 && b != gptq_basis) {
+        std::printf(" - | - | - | - |");
+        continue;
+      }
       const w4_errors e = gptq_vs_rtn(d, transforms[b], weights);
       const double ratio = e.gptq_act_order / e.rtn;
       std::printf(" %.3f | %.3f | %.3f | %.2f |", e.rtn, e.gptq, e.gptq_act_order, ratio);
@@ -517,6 +528,11 @@ int main(int argc, char** argv) {
     else if (arg == "--clip-min" && i + 1 < argc) gptq_knobs.output_clip_min = std::atof(argv[++i]);
     else if (arg == "--clip-step" && i + 1 < argc) gptq_knobs.output_clip_step = std::atof(argv[++i]);
     else if (arg == "--in-sample") in_sample = true;
+    else if (arg == "--gptq-kind" && i + 1 < argc) gptq_kind = argv[++i];
+    else if (arg == "--gptq-basis" && i + 1 < argc) gptq_basis = std::atoi(argv[++i]);
+    else if (arg == "--act-order-only") gptq_act_only = true;
+    else if (arg == "--rescale" && i + 1 < argc) gptq_knobs.rescale_passes = static_cast<std::size_t>(std::atol(argv[++i]));
+    else if (arg == "--calibration-sequences" && i + 1 < argc) calibration_sequences = std::atoi(argv[++i]);
     else if (arg == "--refine" && i + 1 < argc) gptq_knobs.refine_passes = static_cast<std::size_t>(std::atol(argv[++i]));
     else if (arg == "--compact") knobs.compact = true;
     else if (arg == "--lambda" && i + 1 < argc) knobs.term.lambda = std::atof(argv[++i]);
@@ -527,7 +543,7 @@ int main(int argc, char** argv) {
     else if (arg == "--budget" && i + 1 < argc) knobs.urt_budget = static_cast<std::size_t>(std::atol(argv[++i]));
     else {
       std::fprintf(stderr, "usage: %s [--models DIR] [--sequences N] [--length N] [--model NAME] [--full-grid] [--verbose]\n"
-                   "          [--gptq [--group N] [--gptq-clip weight|output] [--damping X] [--clip-min X] [--clip-step X] [--refine N]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
+                   "          [--gptq [--group N] [--gptq-clip weight|output] [--damping X] [--clip-min X] [--clip-step X] [--refine N] [--rescale N] [--in-sample] [--calibration-sequences N] [--gptq-kind K] [--gptq-basis 0|1|2] [--act-order-only]] [--tune] [--compact] [--lambda X] [--weight-rows N] [--energy-rows]\n"
                    "          [--budget N] [--budget-factor F] [--search-block N]\n", argv[0]);
       return 2;
     }

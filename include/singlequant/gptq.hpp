@@ -25,7 +25,8 @@
 // exactly quantize()'s: with H = I (no feedback) the result is quantize()'s, bit for bit.
 //
 // Options beyond classic GPTQ (off by default): clip_search = output picks each row's clip ratio
-// by the damped output error of a full sweep per candidate; refine_passes runs exact coordinate
+// by the damped output error of a full sweep per candidate; rescale_passes refits the scales to
+// the codes by that error and sweeps again with them fixed; refine_passes runs exact coordinate
 // descent on the codes afterwards (docs/method.md section 12).
 //
 // Precision: H and its factor in double; W, the feedback and the codes in the precision of W (float
@@ -79,6 +80,12 @@ struct gptq_options {
   /// row, each code in turn becomes the grid point nearest the one-coordinate minimiser
   /// q_j + (H~ d)_j / H~_jj if that lowers the objective (scales kept). 0: plain GPTQ.
   std::size_t refine_passes = 0;
+  /// Before refinement, this many rounds of: refit every scale group's scale to the codes by the
+  /// damped output error (one Jacobi step s_g += (c_g . H~ d) / (c_g H~ c_g), c_g the group's codes
+  /// minus zero point, d = w - q; exact least squares for per_row), then a second column sweep
+  /// with those scales fixed; each row keeps the sweep's result if its damped error is lower.
+  /// 0: off. Costs two m x n^2 products and one sweep per round.
+  std::size_t rescale_passes = 0;
 };
 
 /// What gptq() did (overwritten by each call).
@@ -206,7 +213,9 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
   std::vector<quant_report> row_reports(m);
   // One column sweep of every row with the clip candidates `ratios` (choose_group's), into `out`
   // and the per-row sums above.
-  const auto sweep = [&](const std::vector<double>& ratios, packed_int4& out) {
+  // fixed (not null): every group's scale and zero point are fixed[slot] and fixed_zeros[slot].
+  const auto sweep = [&](const std::vector<double>& ratios, packed_int4& out, const float* fixed,
+                         const int* fixed_zeros) {
     std::fill(correction.begin(), correction.end(), T(0));
     std::fill(damped.begin(), damped.end(), 0.0);
     std::fill(squared.begin(), squared.end(), 0.0);
@@ -223,7 +232,12 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
           std::uint8_t* codes = out.row_codes(i).data();
           for (std::size_t p = b0; p < b1; ++p) {
             const std::size_t col = perm[p], g = col / group_size, slot = i * groups + g;
-            if (p == reach[g]) {
+            if (p == reach[g] && fixed != nullptr) {
+              out.scales()[slot] = fixed[slot];
+              if (cfg.asymmetric) out.zero_points()[slot] = static_cast<std::int8_t>(fixed_zeros[slot]);
+              inverse[slot] = inverse_scale<T, void>(fixed[slot]);
+              zeros[slot] = fixed_zeros[slot];
+            } else if (p == reach[g]) {
               for (std::size_t t = 0; t < group_size; ++t) {
                 const std::size_t member = g * group_size + t;
                 values[t] = wi[member] + ci[position[member]];
@@ -268,7 +282,7 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
   };
 
   if (options.clip_search == gptq_clip_search::weight) {
-    sweep(clip_candidates(cfg), q);
+    sweep(clip_candidates(cfg), q, nullptr, nullptr);
   } else {
     // One sweep per candidate ratio; each row keeps the candidate with the least damped error.
     const auto steps = static_cast<std::size_t>((1 - options.output_clip_min) / options.output_clip_step + 1e-9);
@@ -276,7 +290,7 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
     std::vector<double> best_damped(m), best_squared(m), best_dead(m);
     std::vector<quant_report> best_reports(m);
     for (std::size_t k = 0; k <= steps; ++k) {
-      sweep({1.0 - static_cast<double>(k) * options.output_clip_step}, trial);
+      sweep({1.0 - static_cast<double>(k) * options.output_clip_step}, trial, nullptr, nullptr);
       for (std::size_t i = 0; i < m; ++i) {
         if (k > 0 && !(damped[i] < best_damped[i])) continue;
         best_damped[i] = damped[i];
@@ -295,21 +309,17 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
     row_reports.swap(best_reports);
   }
 
-  if (options.refine_passes > 0) {
-    // H~ (dead columns decoupled, damped) in the original column order, and R = D H~ (D = W - Q).
-    std::vector<double> hd(n * n);
-    team.run((n + factor_rows - 1) / factor_rows, [&](std::size_t task) {
-      for (std::size_t r = task * factor_rows; r < std::min(n, (task + 1) * factor_rows); ++r)
-        for (std::size_t s = 0; s < n; ++s)
-          hd[r * n + s] = r == s ? (dead[r] != 0 ? mean : diagonal[r]) + report.damping
-                          : dead[r] == 0 && dead[s] == 0 ? (r < s ? h(r, s) : h(s, r)) : 0.0;
-    });
-    const auto value_of = [&](std::size_t i, std::size_t j) {
-      const std::size_t slot = i * groups + j / group_size;
-      return static_cast<double>(dequantize_one<T, Arch>(q.code(i, j), cfg.asymmetric ? q.zero_points()[slot] : 0,
-                                                         q.scales()[slot]));
-    };
-    std::vector<double> dt(n * m), residual(m * n, 0.0);  // dt: D transposed
+  // H~ (dead columns decoupled, damped) in the original column order and R = D H~ (D = W - Q), for
+  // rescaling and refinement.
+  std::vector<double> hd, residual;
+  const auto value_of = [&](std::size_t i, std::size_t j) {
+    const std::size_t slot = i * groups + j / group_size;
+    return static_cast<double>(dequantize_one<T, Arch>(q.code(i, j), cfg.asymmetric ? q.zero_points()[slot] : 0,
+                                                       q.scales()[slot]));
+  };
+  const auto compute_residual = [&] {
+    std::vector<double> dt(n * m);  // D transposed
+    residual.assign(m * n, 0.0);
     for (std::size_t i = 0; i < m; ++i)
       for (std::size_t j = 0; j < n; ++j)
         dt[j * m + i] = static_cast<double>(w(i, j)) - value_of(i, j);
@@ -320,6 +330,71 @@ void run_gptq(matrix_view<const T> w, matrix_view<const double> h, const gptq_op
       double_kernel::multiply_add(dt.data() + r0, m, hd.data() + c0, n, n, residual.data() + r0 * n + c0, n,
                                   std::min(update_rows, m - r0), std::min(update_cols, n - c0), false);
     });
+  };
+  if (options.rescale_passes > 0 || options.refine_passes > 0) {
+    hd.resize(n * n);
+    team.run((n + factor_rows - 1) / factor_rows, [&](std::size_t task) {
+      for (std::size_t r = task * factor_rows; r < std::min(n, (task + 1) * factor_rows); ++r)
+        for (std::size_t s = 0; s < n; ++s)
+          hd[r * n + s] = r == s ? (dead[r] != 0 ? mean : diagonal[r]) + report.damping
+                          : dead[r] == 0 && dead[s] == 0 ? (r < s ? h(r, s) : h(s, r)) : 0.0;
+    });
+  }
+
+  if (options.rescale_passes > 0) {
+    packed_int4 trial(m, n, cfg.gran, cfg.group_size, cfg.grid, cfg.asymmetric);
+    std::vector<float> fixed(m * groups);
+    std::vector<int> fixed_zeros(m * groups, 0);
+    std::vector<double> kept_damped(m), kept_squared(m), kept_dead(m);
+    const std::vector<quant_report> kept_reports = row_reports;
+    for (std::size_t round = 0; round < options.rescale_passes; ++round) {
+      compute_residual();
+      team.run((m + row_task - 1) / row_task, [&](std::size_t task) {
+        for (std::size_t i = task * row_task; i < std::min(m, (task + 1) * row_task); ++i) {
+          const double* ri = residual.data() + i * n;
+          for (std::size_t g = 0; g < groups; ++g) {
+            const std::size_t slot = i * groups + g, j0 = g * group_size;
+            const int zero = cfg.asymmetric ? q.zero_points()[slot] : 0;
+            const float scale = q.scales()[slot];
+            double along = 0, curvature = 0;  // c_g . r and c_g H~ c_g
+            for (std::size_t j = j0; j < j0 + group_size; ++j) {
+              const auto cj = static_cast<double>(q.code(i, j) - zero);
+              if (cj == 0) continue;
+              along += cj * ri[j];
+              double hc = 0;
+              for (std::size_t k = j0; k < j0 + group_size; ++k)
+                hc += hd[j * n + k] * static_cast<double>(q.code(i, k) - zero);
+              curvature += cj * hc;
+            }
+            const double next = scale == 0.0f || !(curvature > 0) ? 0.0 : static_cast<double>(scale) + along / curvature;
+            const bool usable = next > 0 && next <= static_cast<double>(std::numeric_limits<float>::max());
+            fixed[slot] = usable ? std::max(static_cast<float>(next), std::numeric_limits<float>::min()) : scale;
+            fixed_zeros[slot] = zero;
+          }
+        }
+      });
+      kept_damped = damped;
+      kept_squared = squared;
+      kept_dead = dead_squared;
+      sweep({1.0}, trial, fixed.data(), fixed_zeros.data());
+      for (std::size_t i = 0; i < m; ++i) {
+        if (damped[i] < kept_damped[i]) {
+          std::copy_n(trial.row_codes(i).data(), q.row_codes(i).size(), q.row_codes(i).data());
+          std::copy_n(trial.scales().data() + i * groups, groups, q.scales().data() + i * groups);
+          if (cfg.asymmetric)
+            std::copy_n(trial.zero_points().data() + i * groups, groups, q.zero_points().data() + i * groups);
+        } else {
+          damped[i] = kept_damped[i];
+          squared[i] = kept_squared[i];
+          dead_squared[i] = kept_dead[i];
+        }
+      }
+    }
+    row_reports = kept_reports;  // the scale groups as first chosen (the clip ratios they started from)
+  }
+
+  if (options.refine_passes > 0) {
+    compute_residual();
     team.run((m + row_task - 1) / row_task, [&](std::size_t task) {
       for (std::size_t i = task * row_task; i < std::min(m, (task + 1) * row_task); ++i) {
         double* ri = residual.data() + i * n;
