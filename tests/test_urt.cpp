@@ -166,6 +166,30 @@ TEST_CASE("urt greedy: budget n/2 by default, stops when the best gain is neglig
   CHECK(sq::build_urt(stats, options).rotations.rotation_count() == 0);
 }
 
+TEST_CASE("urt greedy: budget_per_channel scales the default budget with the width; bad values are errors") {
+  const std::size_t n = 16, tokens = 200;
+  const sq_test::llm_like_activations gen(n, 27);
+  const auto x = gen.draw(tokens, 28);
+  const auto stats = stats_of(x, tokens, n);
+  sq::urt_options options;
+  options.min_relative_gain = 0;
+  options.budget_per_channel = 2.0;
+  const auto scaled = sq::build_urt(stats, options);
+  CHECK(scaled.report.rotations == 2 * n);
+  options.budget_per_channel = 0.5;
+  options.budget = 2 * n;  // an explicit budget wins and gives the same sequence
+  const auto explicit_budget = sq::build_urt(stats, options);
+  CHECK(flatten(explicit_budget.rotations).size() == flatten(scaled.rotations).size());
+  CHECK(explicit_budget.report.l4_after == scaled.report.l4_after);
+  options.budget = 0;
+  options.budget_per_channel = 1e6;  // capped at the n (n - 1) / 2 planes
+  CHECK(sq::build_urt(stats, options).report.rotations == n * (n - 1) / 2);
+  options.budget_per_channel = -1;
+  SQ_CHECK_ERROR_CONTAINS(sq::build_urt(stats, options), "build_urt", "budget_per_channel");
+  options.budget_per_channel = std::numeric_limits<double>::quiet_NaN();
+  SQ_CHECK_ERROR_CONTAINS(sq::build_urt(stats, options), "build_urt", "budget_per_channel");
+}
+
 TEST_CASE("urt energy: constant channel energy, trace preserved, at most n - 1 rotations") {
   const std::size_t n = 29, tokens = 150;
   const sq_test::llm_like_activations gen(n, 31);

@@ -60,6 +60,9 @@ struct urt_options {
   /// at n (n - 1) / 2, the number of planes: the greedy only approaches its optimum asymptotically,
   /// and past a sweep's worth of rotations each further one gains well under 1e-4 of the l4.
   std::size_t budget = 0;
+  /// greedy_l4 with budget 0: floor(budget_per_channel x n) rotations (0.5: the n/2 above). The
+  /// rule scales with the site width, so one value serves sites of different widths.
+  double budget_per_channel = 0.5;
   /// greedy_l4: stop when the best decrease is below min_relative_gain x sum_t sum_k y_tk^4. Values
   /// below greedy_l4_noise_floor count as that floor: smaller decreases are rounding noise of the
   /// sum, and without a floor a budget of SIZE_MAX would never end.
@@ -90,6 +93,14 @@ struct urt_result {
 };
 
 namespace detail {
+
+/// greedy_l4's budget for budget 0: floor(per_channel x n) (exactly n / 2 for 0.5), at most the
+/// n (n - 1) / 2 planes (clamped before the cast: a huge per_channel must not overflow size_t).
+inline std::size_t greedy_default_budget(std::size_t n, double per_channel) noexcept {
+  const double planes = 0.5 * static_cast<double>(n) * static_cast<double>(n - (n > 0 ? 1 : 0));
+  const double want = per_channel * static_cast<double>(n);
+  return want >= planes ? n * (n - (n > 0 ? 1 : 0)) / 2 : static_cast<std::size_t>(want);
+}
 
 /// Closed-form l4 decrease (1/4)(Re Z4 + |Z4|) of the pair (lo, hi), lo < hi, from its sums; the
 /// operand order is fixed by (lo, hi) so the value is the same whichever row computes it.
@@ -504,6 +515,8 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
         already_applied.dim(), ", the statistics ", n);
   check_enum("build_urt", "urt_options::mode", options.mode, urt_mode::chain);
   check_enum("build_urt", "urt_options::weighting", options.weighting, token_weighting::raw);
+  check(std::isfinite(options.budget_per_channel) && options.budget_per_channel >= 0, "build_urt",
+        "budget_per_channel must be finite and >= 0, got ", options.budget_per_channel);
   check(std::isfinite(options.min_relative_gain) && options.min_relative_gain >= 0, "build_urt",
         "min_relative_gain must be finite and >= 0, got ", options.min_relative_gain);
   check(std::isfinite(options.energy_tolerance) && options.energy_tolerance >= 0, "build_urt",
@@ -522,7 +535,9 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
   switch (options.mode) {
     case urt_mode::none: break;
     case urt_mode::greedy_l4: {
-      const std::size_t budget = std::min(options.budget == 0 ? n / 2 : options.budget, n * (n - 1) / 2);
+      const std::size_t budget =
+          std::min(options.budget == 0 ? greedy_default_budget(n, options.budget_per_channel) : options.budget,
+                   n * (n - 1) / 2);
       std::vector<char> touched(n, 0);
       for (const auto& stage : already_applied.stages())
         for (const auto& g : stage.rotations()) touched[g.i] = touched[g.j] = 1;
