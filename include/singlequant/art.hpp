@@ -75,13 +75,10 @@ namespace detail {
 class outlier_scores {
  public:
   outlier_scores(const working_set& ws, double tau_mag)
-      : joint_(ws.has_weight_rows()), token_peak_(ws.dim()), weight_peak_(joint_ ? ws.dim() : 0) {
-    for (std::size_t k = 0; k < ws.dim(); ++k) token_peak_[k] = ws.absmax(k);
+      : joint_(ws.has_weight_rows()) {
+    ws.column_absmax(token_peak_, weight_peak_);  // one sweep of the rows for both sides
     token_threshold_ = tau_mag * median_of(token_peak_);
-    if (joint_) {
-      for (std::size_t k = 0; k < ws.dim(); ++k) weight_peak_[k] = ws.weight_absmax(k);
-      weight_threshold_ = tau_mag * median_of(weight_peak_);
-    }
+    if (joint_) weight_threshold_ = tau_mag * median_of(weight_peak_);
   }
   void update(const working_set& ws, std::size_t k) {
     token_peak_[k] = ws.absmax(k);
@@ -116,8 +113,7 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   const std::size_t n = stats.dim();
   check(weights == nullptr || weights->dim() == n, "build_art", "weight rows have ",
         weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
-  working_set ws =
-      make_working_set(stats, weights, options.weighting, 0, [](matrix_view<double>) {});
+  working_set ws = make_working_set(stats, weights, options.weighting, 0, nullptr);
   art_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
 
@@ -134,6 +130,11 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   if (options.max_outliers > 0 && current.size() > options.max_outliers)
     current.resize(options.max_outliers);
   result.report.outliers = current.size();
+  if (current.empty()) {  // the usual site after the Hadamard: nothing rotates, the rows are as before
+    result.report.l4_after = result.report.l4_before;
+    result.report.max_over_rms_after = result.report.max_over_rms_before;
+    return result;
+  }
 
   std::vector<char> touched(n, 0);
   for (const std::size_t k : current) touched[k] = 1;

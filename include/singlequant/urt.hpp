@@ -512,11 +512,12 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
   check(weights == nullptr || weights->dim() == n, "build_urt", "weight rows have ",
         weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
-  working_set ws = make_working_set(stats, weights, options.weighting, options.max_rows,
-                                    [&](matrix_view<double> rows) {
-                                      if (already_applied.rotation_count() > 0)
-                                        already_applied.apply_rows(rows);
-                                    });
+  // Nothing applied before (ART flagged nothing, the usual site): no row-major copy to rotate.
+  working_set ws =
+      already_applied.rotation_count() == 0
+          ? make_working_set(stats, weights, options.weighting, options.max_rows, nullptr)
+          : make_working_set(stats, weights, options.weighting, options.max_rows,
+                             [&](matrix_view<double> rows) { already_applied.apply_rows(rows); });
   urt_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
   switch (options.mode) {
