@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "angles.hpp"
@@ -103,8 +105,11 @@ class outlier_scores {
   double token_threshold_ = 0, weight_threshold_ = 0;
 };
 
+/// keep != nullptr: when nothing rotates, the untouched working set is moved to *keep (the URT
+/// builder after an empty ART starts from the same rows; calibrator.hpp build_rotations).
 inline art_result build_art_on(const activation_stats& stats, const weight_stats* weights,
-                               const art_options& options) {
+                               const art_options& options,
+                               std::optional<working_set>* keep = nullptr) {
   stats.check_buildable("build_art");
   check_enum("build_art", "art_options::rule", options.rule, angle_rule::energy);
   check_enum("build_art", "art_options::weighting", options.weighting, token_weighting::raw);
@@ -133,6 +138,7 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   if (current.empty()) {  // the usual site after the Hadamard: nothing rotates, the rows are as before
     result.report.l4_after = result.report.l4_before;
     result.report.max_over_rms_after = result.report.max_over_rms_before;
+    if (keep != nullptr) keep->emplace(std::move(ws));
     return result;
   }
 

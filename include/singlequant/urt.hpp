@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "angles.hpp"
@@ -494,10 +496,13 @@ inline void build_chain(working_set& ws, const urt_options& options, std::size_t
   report.rotations = rotations;
 }
 
+/// prebuilt != nullptr and set: the working set make_working_set would build here (the caller
+/// guarantees it: same rows, weighting and max_rows, nothing applied), taken over instead.
 template <class Arch>
 urt_result build_urt_on(const activation_stats& stats, const weight_stats* weights,
                         const givens_sequence<double>& already_applied,
-                        const urt_options& options) {
+                        const urt_options& options,
+                        std::optional<working_set>* prebuilt = nullptr) {
   stats.check_buildable("build_urt");
   const std::size_t n = stats.dim();
   check(already_applied.dim() == n, "build_urt", "already_applied has dimension ",
@@ -514,7 +519,8 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
         weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
   // Nothing applied before (ART flagged nothing, the usual site): no row-major copy to rotate.
   working_set ws =
-      already_applied.rotation_count() == 0
+      prebuilt != nullptr && prebuilt->has_value() ? std::move(**prebuilt)
+      : already_applied.rotation_count() == 0
           ? make_working_set(stats, weights, options.weighting, options.max_rows, nullptr)
           : make_working_set(stats, weights, options.weighting, options.max_rows,
                              [&](matrix_view<double> rows) { already_applied.apply_rows(rows); });
