@@ -105,11 +105,12 @@ class outlier_scores {
   double token_threshold_ = 0, weight_threshold_ = 0;
 };
 
-/// keep != nullptr: when nothing rotates, the untouched working set is moved to *keep (the URT
-/// builder after an empty ART starts from the same rows; calibrator.hpp build_rotations).
+/// keep != nullptr: when nothing rotates, the untouched working set and its report_before figures
+/// go to *keep (the URT builder after an empty ART starts from the same rows; calibrator.hpp
+/// build_rotations).
 inline art_result build_art_on(const activation_stats& stats, const weight_stats* weights,
                                const art_options& options,
-                               std::optional<working_set>* keep = nullptr) {
+                               shared_working_set* keep = nullptr) {
   stats.check_buildable("build_art");
   check_enum("build_art", "art_options::rule", options.rule, angle_rule::energy);
   check_enum("build_art", "art_options::weighting", options.weighting, token_weighting::raw);
@@ -138,7 +139,11 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   if (current.empty()) {  // the usual site after the Hadamard: nothing rotates, the rows are as before
     result.report.l4_after = result.report.l4_before;
     result.report.max_over_rms_after = result.report.max_over_rms_before;
-    if (keep != nullptr) keep->emplace(std::move(ws));
+    if (keep != nullptr) {
+      keep->rows.emplace(std::move(ws));
+      keep->l4 = result.report.l4_before;
+      keep->max_over_rms = result.report.max_over_rms_before;
+    }
     return result;
   }
 

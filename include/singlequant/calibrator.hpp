@@ -147,7 +147,7 @@ inline givens_sequence<double> build_rotations(const activation_stats& stats,
   const bool use_urt = options.use_urt && options.urt.mode != urt_mode::none;
   // After an ART that rotates nothing (the usual site after the Hadamard) URT would rebuild the
   // same working set (rows x n doubles): same rows when URT keeps every row, same weighting.
-  std::optional<working_set> shared;
+  shared_working_set shared;
   const bool share = use_urt && options.art.weighting == options.urt.weighting &&
                      (options.urt.max_rows == 0 || options.urt.max_rows >= stats.sample().rows());
   if (options.use_art) {

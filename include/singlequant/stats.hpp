@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -685,6 +686,13 @@ working_set make_working_set(const activation_stats& stats, const weight_stats* 
   }
   return working_set(rows, row_count, n, token_rows);
 }
+
+/// A working set one builder hands to the next (ART to URT when ART rotated nothing), with the
+/// report_before figures already taken on it.
+struct shared_working_set {
+  std::optional<working_set> rows;
+  double l4 = 0, max_over_rms = 0;
+};
 
 inline void report_before(rotation_report& report, const working_set& ws) {
   report.l4_before = ws.l4();
