@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "angles.hpp"
@@ -75,13 +77,10 @@ namespace detail {
 class outlier_scores {
  public:
   outlier_scores(const working_set& ws, double tau_mag)
-      : joint_(ws.has_weight_rows()), token_peak_(ws.dim()), weight_peak_(joint_ ? ws.dim() : 0) {
-    for (std::size_t k = 0; k < ws.dim(); ++k) token_peak_[k] = ws.absmax(k);
+      : joint_(ws.has_weight_rows()) {
+    ws.column_absmax(token_peak_, weight_peak_);  // one sweep of the rows for both sides
     token_threshold_ = tau_mag * median_of(token_peak_);
-    if (joint_) {
-      for (std::size_t k = 0; k < ws.dim(); ++k) weight_peak_[k] = ws.weight_absmax(k);
-      weight_threshold_ = tau_mag * median_of(weight_peak_);
-    }
+    if (joint_) weight_threshold_ = tau_mag * median_of(weight_peak_);
   }
   void update(const working_set& ws, std::size_t k) {
     token_peak_[k] = ws.absmax(k);
@@ -106,8 +105,12 @@ class outlier_scores {
   double token_threshold_ = 0, weight_threshold_ = 0;
 };
 
+/// keep != nullptr: when nothing rotates, the untouched working set and its report_before figures
+/// go to *keep (the URT builder after an empty ART starts from the same rows; calibrator.hpp
+/// build_rotations).
 inline art_result build_art_on(const activation_stats& stats, const weight_stats* weights,
-                               const art_options& options) {
+                               const art_options& options,
+                               shared_working_set* keep = nullptr) {
   stats.check_buildable("build_art");
   check_enum("build_art", "art_options::rule", options.rule, angle_rule::energy);
   check_enum("build_art", "art_options::weighting", options.weighting, token_weighting::raw);
@@ -116,8 +119,7 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   const std::size_t n = stats.dim();
   check(weights == nullptr || weights->dim() == n, "build_art", "weight rows have ",
         weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
-  working_set ws =
-      make_working_set(stats, weights, options.weighting, 0, [](matrix_view<double>) {});
+  working_set ws = make_working_set(stats, weights, options.weighting, 0, nullptr);
   art_result result{givens_sequence<double>(n), {}};
   report_before(result.report, ws);
 
@@ -134,6 +136,16 @@ inline art_result build_art_on(const activation_stats& stats, const weight_stats
   if (options.max_outliers > 0 && current.size() > options.max_outliers)
     current.resize(options.max_outliers);
   result.report.outliers = current.size();
+  if (current.empty()) {  // the usual site after the Hadamard: nothing rotates, the rows are as before
+    result.report.l4_after = result.report.l4_before;
+    result.report.max_over_rms_after = result.report.max_over_rms_before;
+    if (keep != nullptr) {
+      keep->rows.emplace(std::move(ws));
+      keep->l4 = result.report.l4_before;
+      keep->max_over_rms = result.report.max_over_rms_before;
+    }
+    return result;
+  }
 
   std::vector<char> touched(n, 0);
   for (const std::size_t k : current) touched[k] = 1;

@@ -144,14 +144,21 @@ inline givens_sequence<double> build_rotations(const activation_stats& stats,
                                                rotation_report& art_report,
                                                rotation_report& urt_report) {
   givens_sequence<double> rotations(stats.dim());
+  const bool use_urt = options.use_urt && options.urt.mode != urt_mode::none;
+  // After an ART that rotates nothing (the usual site after the Hadamard) URT would rebuild the
+  // same working set (rows x n doubles): same rows when URT keeps every row, same weighting.
+  shared_working_set shared;
+  const bool share = use_urt && options.art.weighting == options.urt.weighting &&
+                     (options.urt.max_rows == 0 || options.urt.max_rows >= stats.sample().rows());
   if (options.use_art) {
-    art_result art = build_art_on(stats, weights, options.art);
+    art_result art = build_art_on(stats, weights, options.art, share ? &shared : nullptr);
     art_report = art.report;
     rotations.append(art.rotations);
   }
-  if (options.use_urt && options.urt.mode != urt_mode::none) {
-    urt_result urt = weights == nullptr ? build_urt(stats, rotations, options.urt)
-                                        : build_urt(stats, *weights, rotations, options.urt);
+  if (use_urt) {
+    const urt_result urt = dispatch([&](auto arch) {
+      return build_urt_on<decltype(arch)>(stats, weights, rotations, options.urt, &shared);
+    });
     urt_report = urt.report;
     rotations.append(urt.rotations);
   }

@@ -24,7 +24,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <type_traits>
@@ -470,11 +472,30 @@ class weight_stats {
     detail::check(!detail::add_overflows(rows_.rows, rows.rows(), total) &&
                       !detail::multiply_overflows(total, n, elements),
                   "weight_stats::add_rows", rows.rows(), " more rows of ", n, " overflow");
-    std::vector<double> copy(rows.rows() * n);
+    bool own_rows = false;  // adding our own rows: the resize below may move them
+    if constexpr (std::is_same_v<T, double>) {
+      const std::less<const double*> less;
+      const double* own = rows_.values.data();
+      own_rows = rows.rows() > 0 && !rows_.values.empty() && !less(rows.data(), own) &&
+                 less(rows.data(), own + rows_.values.size());
+    }
     std::size_t bad_row = 0, bad_col = 0;
-    detail::check(detail::copy_finite_rows(rows, 0, rows.rows(), copy.data(), bad_row, bad_col),
-                  "weight_stats::add_rows", "non-finite value at row ", bad_row, ", column ", bad_col);
-    rows_.values.insert(rows_.values.end(), copy.begin(), copy.end());
+    if (own_rows) {
+      std::vector<double> copy(rows.rows() * n);
+      detail::check(detail::copy_finite_rows(rows, 0, rows.rows(), copy.data(), bad_row, bad_col),
+                    "weight_stats::add_rows", "non-finite value at row ", bad_row, ", column ",
+                    bad_col);
+      rows_.values.insert(rows_.values.end(), copy.begin(), copy.end());
+    } else {
+      // Straight into the stored rows (no second copy of them); on a bad value they are cut back.
+      const std::size_t before = rows_.values.size();
+      rows_.values.resize(elements);
+      const bool finite = detail::copy_finite_rows(rows, 0, rows.rows(), rows_.values.data() + before,
+                                                   bad_row, bad_col);
+      if (!finite) rows_.values.resize(before);
+      detail::check(finite, "weight_stats::add_rows", "non-finite value at row ", bad_row,
+                    ", column ", bad_col);
+    }
     rows_.rows = total;
   }
   template <class T>
@@ -531,16 +552,81 @@ dense_rows sample_weight_rows(std::span<const matrix_view<const T>> weights, std
   return out;
 }
 
+/// make_working_set without rotation (see there): row by row into the panels.
+inline working_set make_working_set_unrotated(const activation_stats& stats,
+                                              const weight_stats* weights,
+                                              token_weighting weighting, std::size_t max_rows) {
+  const auto sample = stats.sample();
+  const std::size_t sample_rows = sample.rows();
+  const std::size_t n = stats.dim();
+  const bool subsample = max_rows > 0 && max_rows < sample_rows;
+  const std::size_t token_rows = subsample ? max_rows : sample_rows;
+  const bool joint = weights != nullptr && weights->active();
+  const std::size_t count = joint ? weights->rows().rows() : 0;
+  working_set ws(token_rows + count, n, token_rows);
+  std::vector<double> row(n);
+  const auto energy_of = [&]() {
+    double energy = 0;
+    for (std::size_t k = 0; k < n; ++k) energy += row[k] * row[k];
+    return energy;
+  };
+  double mass = 0;
+  for (std::size_t t = 0; t < token_rows; ++t) {
+    const double* r = sample.data() + (subsample ? t * sample_rows / max_rows : t) * n;
+    std::copy(r, r + n, row.begin());
+    if (weighting == token_weighting::unit_norm) {
+      const double energy = energy_of();
+      if (energy != 0) {
+        const double inverse = 1.0 / std::sqrt(energy);
+        for (std::size_t k = 0; k < n; ++k) row[k] *= inverse;
+      }
+    }
+    if (joint) {
+      const double energy = energy_of();
+      mass += energy * energy;
+    }
+    ws.set_row(t, row.data());
+  }
+  if (joint) {
+    const auto w = weights->rows();
+    std::vector<double> energy(count, 0.0);
+    double total_energy = 0;
+    for (std::size_t r = 0; r < count; ++r) {
+      std::copy(w.data() + r * n, w.data() + (r + 1) * n, row.begin());
+      energy[r] = energy_of();
+      total_energy += energy[r];
+    }
+    const double side = weights->options().lambda * mass;
+    for (std::size_t r = 0; r < count; ++r) {
+      std::copy(w.data() + r * n, w.data() + (r + 1) * n, row.begin());
+      if (energy[r] != 0) {
+        const double omega = weights->options().weighting == weight_row_weighting::unit
+                                 ? side / static_cast<double>(count)
+                                 : side * (energy[r] / total_energy);
+        const double factor = std::sqrt(std::sqrt(omega)) / std::sqrt(energy[r]);
+        for (std::size_t k = 0; k < n; ++k) row[k] *= factor;
+      }
+      ws.set_row(token_rows + r, row.data());
+    }
+  }
+  return ws;
+}
+
 /// The builders' working set from the statistics' row sample and, with an active weight term, the
 /// weight rows after them: max_rows > 0 keeps token rows t * sample_rows / max_rows, t < max_rows;
 /// rotate_rows(matrix_view<double>) then rotates the row-major copy (rotations already applied
 /// upstream); unit_norm weighting scales each token row to unit l2 norm, and weight row i is
 /// scaled to unit norm times omega_i^(1/4), omega_i = lambda M / N (unit) or
 /// lambda M e_i / sum e (energy), M = sum_t ||y_t||^4 over the weighted token rows.
+/// rotate_rows == nullptr: nothing to rotate; then the rows go straight into the panels one at a
+/// time through a row buffer (the same operations per row in the same order, so the same values),
+/// without the rows x n row-major copy.
 template <class RotateRows>
 working_set make_working_set(const activation_stats& stats, const weight_stats* weights,
                              token_weighting weighting, std::size_t max_rows,
                              RotateRows&& rotate_rows) {
+  if constexpr (std::is_same_v<std::decay_t<RotateRows>, std::nullptr_t>)
+    return make_working_set_unrotated(stats, weights, weighting, max_rows);
   const auto sample = stats.sample();
   std::size_t row_count = sample.rows();
   const std::size_t n = stats.dim();
@@ -562,7 +648,8 @@ working_set make_working_set(const activation_stats& stats, const weight_stats* 
     rows.insert(rows.end(), w.data(), w.data() + w.rows() * n);
     row_count += w.rows();
   }
-  rotate_rows(matrix_view<double>(rows.data(), row_count, n));
+  if constexpr (!std::is_same_v<std::decay_t<RotateRows>, std::nullptr_t>)
+    rotate_rows(matrix_view<double>(rows.data(), row_count, n));
   const auto energy_of = [&](std::size_t t) {
     double energy = 0;
     for (std::size_t k = 0; k < n; ++k) energy += rows[t * n + k] * rows[t * n + k];
@@ -599,6 +686,13 @@ working_set make_working_set(const activation_stats& stats, const weight_stats* 
   }
   return working_set(rows, row_count, n, token_rows);
 }
+
+/// A working set one builder hands to the next (ART to URT when ART rotated nothing), with the
+/// report_before figures already taken on it.
+struct shared_working_set {
+  std::optional<working_set> rows;
+  double l4 = 0, max_over_rms = 0;
+};
 
 inline void report_before(rotation_report& report, const working_set& ws) {
   report.l4_before = ws.l4();

@@ -19,6 +19,8 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "angles.hpp"
@@ -505,10 +507,14 @@ inline void build_chain(working_set& ws, const urt_options& options, std::size_t
   report.rotations = rotations;
 }
 
+/// prebuilt != nullptr with rows: the working set make_working_set would build here and its
+/// report_before figures (the caller guarantees it: same rows, weighting and max_rows, nothing
+/// applied), taken over instead.
 template <class Arch>
 urt_result build_urt_on(const activation_stats& stats, const weight_stats* weights,
                         const givens_sequence<double>& already_applied,
-                        const urt_options& options) {
+                        const urt_options& options,
+                        shared_working_set* prebuilt = nullptr) {
   stats.check_buildable("build_urt");
   const std::size_t n = stats.dim();
   check(already_applied.dim() == n, "build_urt", "already_applied has dimension ",
@@ -525,13 +531,21 @@ urt_result build_urt_on(const activation_stats& stats, const weight_stats* weigh
         "tau_nominal must be finite and > 0, got ", options.tau_nominal);
   check(weights == nullptr || weights->dim() == n, "build_urt", "weight rows have ",
         weights == nullptr ? 0 : weights->dim(), " columns, the statistics ", n);
-  working_set ws = make_working_set(stats, weights, options.weighting, options.max_rows,
-                                    [&](matrix_view<double> rows) {
-                                      if (already_applied.rotation_count() > 0)
-                                        already_applied.apply_rows(rows);
-                                    });
+  const bool taken = prebuilt != nullptr && prebuilt->rows.has_value();
+  // Nothing applied before (ART flagged nothing, the usual site): no row-major copy to rotate.
+  working_set ws =
+      taken ? std::move(*prebuilt->rows)
+      : already_applied.rotation_count() == 0
+          ? make_working_set(stats, weights, options.weighting, options.max_rows, nullptr)
+          : make_working_set(stats, weights, options.weighting, options.max_rows,
+                             [&](matrix_view<double> rows) { already_applied.apply_rows(rows); });
   urt_result result{givens_sequence<double>(n), {}};
-  report_before(result.report, ws);
+  if (taken) {  // the same rows, already measured
+    result.report.l4_before = prebuilt->l4;
+    result.report.max_over_rms_before = prebuilt->max_over_rms;
+  } else {
+    report_before(result.report, ws);
+  }
   switch (options.mode) {
     case urt_mode::none: break;
     case urt_mode::greedy_l4: {

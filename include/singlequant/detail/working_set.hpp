@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "../config.hpp"
@@ -29,10 +30,24 @@ class working_set {
   /// make_working_set); rows token_rows .. row_count are weight rows.
   working_set(const std::vector<double>& rows, std::size_t row_count, std::size_t n,
               std::size_t token_rows)
-      : rows_(row_count), n_(n), token_rows_(token_rows) {
-    y_.assign((n_ + 7) / 8 * 8 * rows_, 0.0);
-    for (std::size_t t = 0; t < rows_; ++t)
-      for (std::size_t k = 0; k < n_; ++k) at(t, k) = rows[t * n_ + k];
+      : working_set(row_count, n, token_rows) {
+    for (std::size_t t = 0; t < rows_; ++t) set_row(t, rows.data() + t * n_);
+  }
+  /// Storage for row_count x n, left unwritten (no zero-fill of memory set_row overwrites): every
+  /// row must be set before use.
+  working_set(std::size_t row_count, std::size_t n, std::size_t token_rows)
+      : rows_(row_count), n_(n), token_rows_(token_rows), size_((n_ + 7) / 8 * 8 * rows_),
+        y_(new double[size_]) {}
+
+  /// Row t <- row[0 .. n) (the padding columns of the last panel <- 0).
+  void set_row(std::size_t t, const double* row) noexcept {
+    const std::size_t stride = panel_stride();
+    double* out = y_.get() + t * 8;
+    std::size_t k = 0;
+    for (; k + 8 <= n_; k += 8, out += stride)
+      for (std::size_t c = 0; c < 8; ++c) out[c] = row[k + c];
+    if (k < n_)
+      for (std::size_t c = 0; c < 8; ++c) out[c] = k + c < n_ ? row[k + c] : 0.0;
   }
 
   /// Rows 0 .. token_rows() are tokens, the rest weight rows.
@@ -40,14 +55,14 @@ class working_set {
   [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
   [[nodiscard]] std::size_t dim() const noexcept { return n_; }
   /// Storage for the kernels: element (t, k) at data()[t * row_stride() + column_offset(k, panel_stride())].
-  [[nodiscard]] const double* data() const noexcept { return y_.data(); }
+  [[nodiscard]] const double* data() const noexcept { return y_.get(); }
   [[nodiscard]] static constexpr std::size_t row_stride() noexcept { return 8; }
   [[nodiscard]] std::size_t panel_stride() const noexcept { return rows_ * 8; }
 
   /// Columns (i, j) <- (c y_i - s y_j, s y_i + c y_j): x <- x G(i, j) on every row.
   void rotate(std::size_t i, std::size_t j, double c, double s) noexcept {
-    double* yi = y_.data() + column_offset(i, panel_stride());
-    double* yj = y_.data() + column_offset(j, panel_stride());
+    double* yi = y_.get() + column_offset(i, panel_stride());
+    double* yj = y_.get() + column_offset(j, panel_stride());
     for (std::size_t t = 0; t < rows_; ++t) {
       const double a = yi[t * 8], b = yj[t * 8];
       yi[t * 8] = c * a - s * b;
@@ -59,8 +74,8 @@ class working_set {
   [[nodiscard]] angles::pair_fourth_moments pair_moments(std::size_t i, std::size_t j) const noexcept {
     // Column i of the panel-major rows: element t at t * 8 + column_offset(i).
     const std::size_t stride = panel_stride();
-    return angles::detail::accumulate_strided(y_.data() + column_offset(i, stride),
-                                              y_.data() + column_offset(j, stride), rows_, 8);
+    return angles::detail::accumulate_strided(y_.get() + column_offset(i, stride),
+                                              y_.get() + column_offset(j, stride), rows_, 8);
   }
   /// sum_t y_ti y_tj.
   [[nodiscard]] double cross_second(std::size_t i, std::size_t j) const noexcept {
@@ -86,6 +101,24 @@ class working_set {
     return absmax_in(i, token_rows_, rows_, nullptr);
   }
   [[nodiscard]] bool has_weight_rows() const noexcept { return rows_ > token_rows_; }
+  /// token[k] = absmax(k) and, with weight rows, weight[k] = weight_absmax(k) for every column, in
+  /// one sweep of the panels (the same comparisons per column, so the same values).
+  void column_absmax(std::vector<double>& token, std::vector<double>& weight) const {
+    token.assign(n_, 0.0);
+    if (has_weight_rows()) weight.assign(n_, 0.0);
+    for (std::size_t k0 = 0; k0 < n_; k0 += 8) {
+      const double* panel = y_.get() + column_offset(k0, panel_stride());
+      const std::size_t width = std::min<std::size_t>(8, n_ - k0);
+      const auto sweep = [&](std::size_t first, std::size_t last, double* out) {
+        double peak[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+        for (std::size_t t = first; t < last; ++t)
+          for (std::size_t c = 0; c < 8; ++c) peak[c] = std::max(peak[c], std::fabs(panel[t * 8 + c]));
+        for (std::size_t c = 0; c < width; ++c) out[k0 + c] = std::max(peak[c], 0.0);
+      };
+      sweep(0, token_rows_, token.data());
+      if (has_weight_rows()) sweep(token_rows_, rows_, weight.data());
+    }
+  }
   /// max |y_ti| over rows first .. last and the first row reaching it.
   [[nodiscard]] double absmax_in(std::size_t i, std::size_t first, std::size_t last,
                                  std::size_t* where) const noexcept {
@@ -108,7 +141,7 @@ class working_set {
   /// (sum_t sum_k y_tk^4)^(1/4) (padding columns are zero).
   [[nodiscard]] double l4() const noexcept {
     double s = 0;
-    for (const double v : y_) s += (v * v) * (v * v);
+    for (std::size_t e = 0; e < size_; ++e) s += (y_[e] * y_[e]) * (y_[e] * y_[e]);
     return std::sqrt(std::sqrt(s));
   }
   /// mean over the token rows of max_k |y_tk| / rms(y_t).
@@ -118,7 +151,7 @@ class working_set {
     if (token_rows_ == 0 || n_ == 0) return 0;
     std::vector<double> peak(token_rows_, 0.0), energy(token_rows_, 0.0);
     for (std::size_t k0 = 0; k0 < n_; k0 += 8) {
-      const double* panel = y_.data() + column_offset(k0, panel_stride());
+      const double* panel = y_.get() + column_offset(k0, panel_stride());
       const std::size_t width = std::min<std::size_t>(8, n_ - k0);
       for (std::size_t t = 0; t < token_rows_; ++t)
         for (std::size_t c = 0; c < width; ++c) {
@@ -134,12 +167,8 @@ class working_set {
   }
 
  private:
-  double& at(std::size_t t, std::size_t k) noexcept {
-    return y_[t * 8 + column_offset(k, panel_stride())];
-  }
-
-  std::size_t rows_, n_, token_rows_ = 0;
-  std::vector<double> y_;
+  std::size_t rows_, n_, token_rows_ = 0, size_;
+  std::unique_ptr<double[]> y_;
 };
 
 /// Median of a copy of v (the lower middle for even sizes, deterministic).
