@@ -467,5 +467,12 @@ TEST_CASE("quantize_q4_0: bad input") {
   SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(sq::matrix_view<const float>(big.data(), 2, 64), out), "quantize_q4_0",
                           "fp16");
   CHECK(out[0].d == sq::float_to_half_bits(-0.125f));  // row 0 was written (documented)
+  // The same in rows of 16 groups (AVX-512: one vector step, whose fp16 check fails for row 1).
+  std::vector<float> wide(2 * 512, 1.0f);
+  wide[512 + 300] = 1e6f;
+  std::vector<sq::q4_0_block> wide_out(32);
+  SQ_CHECK_ERROR_CONTAINS(sq::quantize_q4_0(sq::matrix_view<const float>(wide.data(), 2, 512), wide_out),
+                          "quantize_q4_0", "fp16");
+  for (std::size_t b = 0; b < 16; ++b) CHECK(wide_out[b].d == sq::float_to_half_bits(-0.125f));
   CHECK(sq::quantize_q4_0(sq::matrix_view<const float>(x.data(), 0, 64)).empty());
 }

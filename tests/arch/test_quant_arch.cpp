@@ -1,7 +1,9 @@
 // Every quant_kernel member on this ISA against the scalar path: identical bytes and bits.
 #include <singlequant/detail/quant_kernels.hpp>
+#include <singlequant/fp16.hpp>
 #include <singlequant/int4.hpp>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -254,8 +256,10 @@ TEST_CASE("quant_kernel::quantize_groups: the per-group reference's scales and b
 
 // The Q4_0 export kernel: block g's qs are the group-32 codes of quantize_groups reordered as
 // to_q4_0 does (q4_0_qs_from_packed), its scale the same float, with the same counts, on every
-// ISA; the two bytes of d are left to the caller. Rows of 1..40 groups (the SIMD path takes 16 at
-// a time), NaN / Inf / zero / tiny groups, groups whose largest magnitude occurs with both signs.
+// ISA; d is float_to_half_bits(scale) where written, and when the kernel says it wrote them all
+// (else the caller converts and checks). Rows of 1..40 groups (the SIMD path takes 16 at a time),
+// NaN / Inf / zero / tiny groups, groups whose largest magnitude occurs with both signs, a group
+// whose scale does not fit fp16 (that step leaves d to the caller).
 TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_0 blocks") {
   const std::vector<double> search = [] {
     std::vector<double> r;
@@ -263,7 +267,7 @@ TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_
     return r;
   }();
   for (std::size_t groups : {1u, 15u, 16u, 17u, 40u})
-    for (int variant = 0; variant < 6; ++variant)
+    for (int variant = 0; variant < 7; ++variant)
       for (int config = 0; config < 4; ++config) {
         const std::size_t n = 32 * groups;
         auto x = awkward_input<float>(n, n + static_cast<std::size_t>(variant), variant % 4);
@@ -277,13 +281,15 @@ TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_
             x[32 * g + 3] = 9.0f;
             x[32 * g + 20] = -9.0f;
           }
+        if (variant == 6) x[n - 7] = 1e6f;  // scale beyond fp16 (65504)
         const bool full8 = config % 2 == 1, mse = config / 2 == 1;
         const int qmin = full8 ? -8 : -7;
         const std::vector<double> ratios = mse ? search : std::vector<double>{config == 0 ? 0.9 : 1.0};
         std::vector<std::uint8_t> blocks(18 * groups, 0xEE), packed(n / 2, 0);
         std::vector<float> sa(groups, -1.0f), sb(sa);
         singlequant::detail::group_counts ca, cb;
-        simd_kernel::quantize_q4_0(x.data(), n, ratios.data(), ratios.size(), qmin, blocks.data(), sa.data(), ca);
+        const bool all_d =
+            simd_kernel::quantize_q4_0(x.data(), n, ratios.data(), ratios.size(), qmin, blocks.data(), sa.data(), ca);
         scalar_kernel::quantize_groups(x.data(), n, 32, ratios.data(), ratios.size(), qmin, 7, false, packed.data(),
                                        sb.data(), nullptr, cb);
         INFO("groups " << groups << " variant " << variant << " config " << config);
@@ -291,8 +297,12 @@ TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_
           std::uint8_t qs[16];
           singlequant::detail::q4_0_qs_from_packed(packed.data() + 16 * g, qs);
           REQUIRE(std::memcmp(blocks.data() + 18 * g + 2, qs, 16) == 0);
-          REQUIRE((blocks[18 * g] == 0xEE && blocks[18 * g + 1] == 0xEE));
+          std::uint16_t d;
+          std::memcpy(&d, blocks.data() + 18 * g, 2);
+          const bool untouched = blocks[18 * g] == 0xEE && blocks[18 * g + 1] == 0xEE;
+          REQUIRE(((!all_d && untouched) || d == singlequant::float_to_half_bits(sb[g])));
         }
+        if (variant == 6 || groups % 16 != 0) CHECK(!all_d);  // the out-of-range step, the block path
         CHECK(std::memcmp(sa.data(), sb.data(), groups * sizeof(float)) == 0);
         CHECK(ca.nan_count == cb.nan_count);
         CHECK(ca.inf_count == cb.inf_count);
@@ -300,4 +310,38 @@ TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_
         CHECK(ca.scale_count == cb.scale_count);
         CHECK(ca.clip_ratio_sum == cb.clip_ratio_sum);
       }
+}
+
+// The Q4_0 kernel's vector fp16 conversion (vcvtps2ph, round to nearest even) against
+// float_to_half_bits on every float it may convert: all finite |x| <= 65504 at a stride, and
+// every fp16 value, the midpoints between neighbours (the ties) and the floats either side of them,
+// both signs, subnormal halves included.
+TEST_CASE("avx512_quant_ops::half_bits: float_to_half_bits' bits for |x| <= 65504") {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (singlequant::detail::int4_path_of<test_arch>() == singlequant::detail::int4_path::avx512bw) {
+    std::vector<float> in;
+    const std::uint32_t top = std::bit_cast<std::uint32_t>(65504.0f);
+    for (std::uint32_t b = 0; b <= top; b += 997) in.push_back(std::bit_cast<float>(b));
+    in.push_back(65504.0f);
+    for (std::uint16_t h = 0; h < 0x7BFF; ++h) {
+      const float a = singlequant::half_bits_to_float(h);
+      const float mid = (a + singlequant::half_bits_to_float(static_cast<std::uint16_t>(h + 1))) / 2;  // exact
+      in.insert(in.end(), {a, std::nextafter(mid, 0.0f), mid, std::nextafter(mid, 1e9f)});
+    }
+    const std::size_t signed_count = in.size();
+    for (std::size_t i = 0; i < signed_count; ++i) in.push_back(-in[i]);
+    while (in.size() % 16 != 0) in.push_back(0.0f);
+    std::vector<std::uint16_t> out(in.size());
+    for (std::size_t i = 0; i < in.size(); i += 16)
+      singlequant::detail::arch::avx512_quant_ops::half_bits16(in.data() + i, out.data() + i);
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (out[i] != singlequant::float_to_half_bits(in[i]) && mismatches++ < 8) {
+        INFO("x = " << in[i] << " bits " << std::bit_cast<std::uint32_t>(in[i]));
+        CHECK(out[i] == singlequant::float_to_half_bits(in[i]));
+      }
+    CHECK(mismatches == 0);
+    CHECK(in.size() > 2'000'000);
+  }
+#endif
 }

@@ -725,11 +725,13 @@ constexpr bool has_16_group_path() noexcept {
 /// and of quantize_q4_0_impl (Q4_0 = true, group 32: block g's qs at out + 18 g + 2): 16 groups of
 /// `group` floats (32 or 64) at x, symmetric grid, the same scales (clip search included),
 /// codes and counts as quantize_group_blocks, in one pass over the floats (detail/arch/avx512.hpp).
+/// Q4_0: *halves tells whether the blocks' fp16 scales d were written too (all 16 fit fp16).
 /// Returns false, having written nothing, on other ISAs and group sizes and when a NaN or an Inf is
 /// among the groups.
 template <bool Q4_0, class Arch>
 bool quantize_16_groups(const float* x, std::size_t group, const double* ratios, std::size_t ratio_count, int qmin,
-                        int qmax, std::uint8_t* out, float* scales, group_counts& counts) noexcept {
+                        int qmax, std::uint8_t* out, float* scales, group_counts& counts,
+                        bool* halves = nullptr) noexcept {
   bool done = false;
   std::size_t zero_scales = 0;
   double chosen[16];
@@ -737,7 +739,7 @@ bool quantize_16_groups(const float* x, std::size_t group, const double* ratios,
   if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
     using ops = arch::avx512_quant_ops;
     if (group == 32) {
-      done = ops::quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+      done = ops::quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales, halves);
     } else if constexpr (!Q4_0) {
       if (group == 64)
         done = ops::quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
@@ -748,6 +750,7 @@ bool quantize_16_groups(const float* x, std::size_t group, const double* ratios,
 #endif
   static_cast<void>(x), static_cast<void>(group), static_cast<void>(ratios), static_cast<void>(ratio_count);
   static_cast<void>(qmin), static_cast<void>(qmax), static_cast<void>(out), static_cast<void>(scales);
+  static_cast<void>(halves);
   if (done) {  // the counters choose_group_params keeps, in its order
     counts.zero_scale_count += zero_scales;
     counts.scale_count += 16;
@@ -794,21 +797,29 @@ void quantize_groups_impl(const float* x, std::size_t n, std::size_t group, cons
 /// One row of n floats (a multiple of 32) as ggml Q4_0 blocks without their fp16 scale d: block g's
 /// 16 qs bytes at blocks + 18 g + 2 hold the codes quantize_groups_impl gives with group 32 (as
 /// to_q4_0 reorders them), its float scale goes to scales[g]. Symmetric grids (qmax = 7) only.
+/// Returns true when every block's fp16 scale d was written too (the 16-group steps write them
+/// when their scales fit fp16); else the caller converts and checks scales (d then partly unset).
 template <class Arch>
-void quantize_q4_0_impl(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count, int qmin,
+bool quantize_q4_0_impl(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count, int qmin,
                         std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
   constexpr std::size_t chunk = 512;  // 16 groups
   std::uint8_t packed[chunk / 2];
+  bool all_halves = true;
   for (std::size_t e = 0; e < n; e += chunk) {
     const std::size_t len = std::min(chunk, n - e), g0 = e / 32;
     prefetch_ahead<Arch>(x + e, len);
-    if (len == chunk &&
-        quantize_16_groups<true, Arch>(x + e, 32, ratios, ratio_count, qmin, 7, blocks + 18 * g0, scales + g0, counts))
+    bool halves = false;
+    if (len == chunk && quantize_16_groups<true, Arch>(x + e, 32, ratios, ratio_count, qmin, 7, blocks + 18 * g0,
+                                                       scales + g0, counts, &halves)) {
+      all_halves = all_halves && halves;
       continue;
+    }
+    all_halves = false;
     quantize_group_blocks<Arch>(x + e, len, 32, ratios, ratio_count, qmin, 7, false, packed, scales + g0, nullptr,
                                 counts);
     for (std::size_t k = 0; k < len / 32; ++k) q4_0_qs_from_packed(packed + 16 * k, blocks + 18 * (g0 + k) + 2);
   }
+  return all_halves;
 }
 
 template <class Arch>
@@ -830,9 +841,9 @@ struct quant_kernel {
                               std::size_t ratio_count, int qmin, int qmax, bool asymmetric, std::uint8_t* out,
                               float* scales, std::int8_t* zeros, group_counts& counts) noexcept;
 
-  /// One float row (n a multiple of 32) as Q4_0 blocks of 18 bytes at blocks, without their fp16
-  /// scales (quantize_q4_0_impl: qs and float scales, counts accumulated).
-  static void quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+  /// One float row (n a multiple of 32) as Q4_0 blocks of 18 bytes at blocks (quantize_q4_0_impl:
+  /// qs and float scales, counts accumulated; true when the fp16 scales d were all written too).
+  [[nodiscard]] static bool quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
                             int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept;
 
   /// clip_error_impl for one candidate.
@@ -904,9 +915,9 @@ void quant_kernel<Arch>::quantize_groups(const float* x, std::size_t n, std::siz
 }
 
 template <class Arch>
-void quant_kernel<Arch>::quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
+bool quant_kernel<Arch>::quantize_q4_0(const float* x, std::size_t n, const double* ratios, std::size_t ratio_count,
                                        int qmin, std::uint8_t* blocks, float* scales, group_counts& counts) noexcept {
-  quantize_q4_0_impl<Arch>(x, n, ratios, ratio_count, qmin, blocks, scales, counts);
+  return quantize_q4_0_impl<Arch>(x, n, ratios, ratio_count, qmin, blocks, scales, counts);
 }
 
 template <class Arch>

@@ -404,14 +404,28 @@ struct avx512_quant_ops {
     return best;
   }
 
+  /// fp16 bits of 16 floats, round to nearest even (vcvtps2ph): float_to_half_bits' bits for
+  /// |v| <= 65504 (tests/arch/test_quant_arch.cpp compares them).
+  static __m256i half_bits(__m512 v) noexcept { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static void half_bits16(const float* in, std::uint16_t* out) noexcept {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), half_bits(_mm512_loadu_ps(in)));
+  }
+
+  /// Whether all 16 lanes are fp16 scales: |v| <= 65504 (false for NaN), quantize_q4_0's check.
+  static bool fit_half(__m512 v) noexcept {
+    return _mm512_cmp_ps_mask(_mm512_abs_ps(v), _mm512_set1_ps(65504.0f), _CMP_LE_OQ) == 0xFFFF;
+  }
+
   /// One step of quantize_groups (Q4_0 = false: 8 G bytes of packed codes at out) or of the Q4_0
   /// export (Q4_0 = true, G = 32: block g's qs at out + 18 g + 2) over 16 groups of G floats at x
   /// with a symmetric grid: scales[0..16) (choose_scales, chosen[0..16) their ratios),
-  /// zero_scales += groups of scale 0. Returns false, writing nothing, when a NaN or an Inf is
-  /// among the groups.
+  /// zero_scales += groups of scale 0. Q4_0: when all 16 scales fit fp16 (fit_half), also block
+  /// g's d at out + 18 g (half_bits) and *halves = true, else *halves = false and d untouched.
+  /// Returns false, writing nothing, when a NaN or an Inf is among the groups.
   template <bool Q4_0, std::size_t G>
   static bool quantize16(const float* x, const double* ratios, std::size_t count, int qmin, int qmax,
-                         std::uint8_t* out, float* scales, double* chosen, std::size_t& zero_scales) noexcept {
+                         std::uint8_t* out, float* scales, double* chosen, std::size_t& zero_scales,
+                         bool* halves = nullptr) noexcept {
     __m512 lo, hi;
     if (!ranges<G>(x, lo, hi)) return false;
     const __m512 s = choose_scales<G>(x, lo, hi, ratios, count, qmin, qmax, chosen);
@@ -423,9 +437,14 @@ struct avx512_quant_ops {
     const __m512 lo_b = _mm512_set1_ps(static_cast<float>(qmin)), hi_b = _mm512_set1_ps(static_cast<float>(qmax));
     if constexpr (Q4_0) {
       static_assert(G == 32, "a Q4_0 block holds 32 elements");
+      const bool fits = fit_half(s);
+      *halves = fits;
+      alignas(32) std::uint16_t d[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(d), half_bits(s));
       for (std::size_t g = 0; g < 16; ++g) {
         const __m512 v = _mm512_set1_ps(inv[g]);
         q4_0_qs(codes(x + 32 * g, v, lo_b, hi_b), codes(x + 32 * g + 16, v, lo_b, hi_b), out + 18 * g + 2);
+        if (fits) std::memcpy(out + 18 * g, d + g, 2);
       }
     } else {
       constexpr std::size_t per_group = G / 16;  // batches of 16 floats per group; G batches in all
