@@ -221,6 +221,8 @@ struct avx512_int4_ops {
 #    pragma GCC diagnostic push  // GCC PR 105593 (_mm512_undefined_*), see quant_kernels.hpp
 #    pragma GCC diagnostic ignored "-Wuninitialized"
 #    pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#    pragma GCC diagnostic ignored "-Wsign-conversion"  // -O0: GCC's intrinsic macros pass (__mmask16)-1
+#    pragma GCC diagnostic ignored "-Wconversion"
 #  endif
 struct avx512_quant_ops {
   /// Lane g of the result: op over the 16 lanes of v[g] (v is overwritten). Four levels of
@@ -406,7 +408,7 @@ struct avx512_quant_ops {
 
   /// fp16 bits of 16 floats, round to nearest even (vcvtps2ph): float_to_half_bits' bits for
   /// |v| <= 65504 (tests/arch/test_quant_arch.cpp compares them).
-  static __m256i half_bits(__m512 v) noexcept { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static __m256i half_bits(__m512 v) noexcept { return _mm512_maskz_cvtps_ph(static_cast<__mmask16>(0xFFFF), v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static void half_bits16(const float* in, std::uint16_t* out) noexcept {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), half_bits(_mm512_loadu_ps(in)));
   }
