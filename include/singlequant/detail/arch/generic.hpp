@@ -19,6 +19,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../../config.hpp"
+#include "base_tag.hpp"
 #include "../xsimd_compat.hpp"
 #include "avx2.hpp"
 #include "avx512.hpp"
@@ -31,7 +32,7 @@ namespace detail::arch {
 /// x y + z (one rounding where xsimd's fma has one).
 template <class T, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<T, Arch> fmadd(const xsimd::batch<T, Arch>& x, const xsimd::batch<T, Arch>& y,
-                                               const xsimd::batch<T, Arch>& z, xsimd::generic) noexcept {
+                                               const xsimd::batch<T, Arch>& z, base_tag) noexcept {
   return xsimd::fma(x, y, z);
 }
 
@@ -45,7 +46,7 @@ using lane_index_t = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint
 
 /// Lane l of the result is lane l ^ H of x.
 template <std::size_t H, class T, class Arch>
-SINGLEQUANT_INLINE xsimd::batch<T, Arch> swap_lanes(const xsimd::batch<T, Arch>& x, xsimd::generic) noexcept {
+SINGLEQUANT_INLINE xsimd::batch<T, Arch> swap_lanes(const xsimd::batch<T, Arch>& x, base_tag) noexcept {
   return xsimd::swizzle(x, simd::make_lane_constant<lane_index_t<T>, Arch, lane_partner<H>>());
 }
 
@@ -53,14 +54,14 @@ SINGLEQUANT_INLINE xsimd::batch<T, Arch> swap_lanes(const xsimd::batch<T, Arch>&
 /// as fma(x, sign1, swapped) (exact: sign1 is +-1).
 template <class T, class Arch>
 SINGLEQUANT_INLINE xsimd::batch<T, Arch> load_first_level(const T* p, const xsimd::batch<T, Arch>& sign1,
-                                                          xsimd::generic) noexcept {
+                                                          base_tag) noexcept {
   const auto x = xsimd::batch<T, Arch>::load_unaligned(p);
   return fmadd(x, sign1, swap_lanes<1>(x, Arch{}), Arch{});
 }
 
 /// L x L transpose in place at p (rows `stride` apart, L = batch lanes): p[k][r] <-> p[r][k].
 template <class Arch, class U>
-SINGLEQUANT_INLINE void transpose_square(U* p, std::size_t stride, xsimd::generic) noexcept {
+SINGLEQUANT_INLINE void transpose_square(U* p, std::size_t stride, base_tag) noexcept {
   constexpr std::size_t lanes = xsimd::batch<U, Arch>::size;
   for (std::size_t r = 0; r < lanes; ++r)
     for (std::size_t k = r + 1; k < lanes; ++k) std::swap(p[r * stride + k], p[k * stride + r]);
@@ -69,7 +70,7 @@ SINGLEQUANT_INLINE void transpose_square(U* p, std::size_t stride, xsimd::generi
 /// Both Rows x Rows halves of the Rows x 2 Rows block at p transposed in place, from L x L squares
 /// (L = batch lanes, Rows a multiple of L; else only the AVX-512 overloads exist).
 template <class Arch, std::size_t Rows, class U>
-SINGLEQUANT_INLINE void transpose_halves(U* p, std::size_t stride, xsimd::generic) noexcept {
+SINGLEQUANT_INLINE void transpose_halves(U* p, std::size_t stride, base_tag) noexcept {
   using batch = xsimd::batch<U, Arch>;
   constexpr std::size_t lanes = batch::size;
   static_assert(Rows % lanes == 0);

@@ -11,6 +11,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "../../config.hpp"
+#include "base_tag.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail::arch {
@@ -46,7 +47,7 @@ struct scalar_int4_ops {
 
 /// The INT4 GEMM ops of a tag without a SIMD set of its own (the ISA files overload this).
 template <bool Vnni>
-std::type_identity<scalar_int4_ops> int4_ops(xsimd::generic) noexcept;  // decltype only
+std::type_identity<scalar_int4_ops> int4_ops(base_tag) noexcept;  // decltype only
 
 }  // namespace
 }  // namespace detail::arch
