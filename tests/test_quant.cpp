@@ -476,3 +476,59 @@ TEST_CASE("quantize_q4_0: bad input") {
   for (std::size_t b = 0; b < 16; ++b) CHECK(wide_out[b].d == sq::float_to_half_bits(-0.125f));
   CHECK(sq::quantize_q4_0(sq::matrix_view<const float>(x.data(), 0, 64)).empty());
 }
+
+// choose_group screens double rows in float before the exact search (screen_clip_candidates): the
+// chosen scale must be the one of the exhaustive exact search (every candidate's double error,
+// first least wins), including near ties (fine search grids) and rows at the ends of the range.
+TEST_CASE("quantize (double rows, MSE clip search): the float screen keeps the exhaustive search's choice") {
+  using kernel = sq::detail::quant_kernel<sq::simd::scalar_arch>;
+  std::mt19937_64 rng(1919);
+  auto exhaustive = [](const std::vector<double>& row, const sq::quant_options& cfg) {
+    const int qmin = sq::grid_min(cfg.grid), qmax = sq::grid_max(cfg.grid);
+    double lo = 0, hi = 0;
+    for (const double v : row) lo = std::min(lo, v), hi = std::max(hi, v);
+    const std::vector<double> ratios = sq::detail::clip_candidates(cfg);
+    sq::detail::quant_params best = sq::detail::make_params(lo, hi, ratios[0], qmin, qmax, cfg.asymmetric);
+    double best_error = std::numeric_limits<double>::infinity();
+    for (const double r : ratios) {
+      const auto p = sq::detail::make_params(lo, hi, r, qmin, qmax, cfg.asymmetric);
+      if (p.scale == 0.0f) continue;
+      const double e = kernel::clip_error(row.data(), row.size(), 1.0 / static_cast<double>(p.scale), p.zero, qmin, qmax) *
+                       (static_cast<double>(p.scale) * static_cast<double>(p.scale));
+      if (e < best_error) best_error = e, best = p;
+    }
+    return best;
+  };
+  std::size_t rows_checked = 0;
+  for (int trial = 0; trial < 120; ++trial) {
+    const std::size_t n = std::vector<std::size_t>{64, 65, 100, 512, 1000, 5120}[rng() % 6];
+    const int family = static_cast<int>(rng() % 7);
+    std::vector<double> row = sq_test::random_normal<double>(n, rng(), 1.0);
+    switch (family) {
+      case 1: row[rng() % n] = 40.0; break;                          // one outlier
+      case 2: for (auto& v : row) v = std::round(v * 3.0); break;    // on a grid: exact ties
+      case 3: for (auto& v : row) v *= 1e-41; break;                 // below float's normal range
+      case 4: for (auto& v : row) v *= 1e36; break;                  // near float's top
+      case 5: for (auto& v : row) v = std::fabs(v); break;           // one-signed (zero points)
+      case 6: std::fill(row.begin(), row.end(), 0.5); row[0] = 1.0; break;
+      default: break;
+    }
+    sq::quant_options cfg{.grid = rng() % 2 ? sq::int4_grid::full8 : sq::int4_grid::symmetric7,
+                          .asymmetric = rng() % 3 == 0, .mse_clip_search = true};
+    if (trial % 3 == 1) cfg.clip_search_step = 0.001;                          // 501 close candidates
+    if (trial % 3 == 2) cfg.clip_search_min = 0.8, cfg.clip_search_step = 0.0001;  // 2001 nearer ones
+    const std::size_t rows = 2;
+    std::vector<double> x(row);
+    x.insert(x.end(), row.rbegin(), row.rend());
+    sq::quant_report report;
+    const auto q = sq::quantize(sq::matrix_view<const double>(x.data(), rows, n), cfg, &report);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::vector<double> r(x.begin() + static_cast<std::ptrdiff_t>(i * n), x.begin() + static_cast<std::ptrdiff_t>((i + 1) * n));
+      const auto p = exhaustive(r, cfg);
+      REQUIRE(q.scales()[i] == p.scale);
+      if (cfg.asymmetric) REQUIRE(q.zero_points()[i] == p.zero);
+      ++rows_checked;
+    }
+  }
+  CHECK(rows_checked == 240);
+}

@@ -23,6 +23,7 @@
 #ifndef SINGLEQUANT_QUANT_HPP
 #define SINGLEQUANT_QUANT_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -129,6 +130,51 @@ struct group_choice {
   double ratio = 1;
 };
 
+/// Shortest double group screened in float by choose_group.
+inline constexpr std::size_t clip_screen_min_length = 64;
+
+/// The float screen of choose_group's clip search, for n finite doubles x (|x| <= FLT_MAX) with
+/// range [lo, hi]: keeps candidate[c] = 1 only for the ratios whose exact error E_c (choose_group's
+/// double sum times s_c^2) can be the least, so the exact search over them picks the same ratio.
+/// Per candidate: F_c = clip_screen over float(x) with float(1 / s_c). With g(y) = |y - rne(clamp(y))|,
+/// the distance from y to the integers of [lo - z, hi - z], 1-Lipschitz in y, and
+/// |y_float - y_double| <= 2^-22 |y| + a (three float roundings of x, 1 / s and the product, a the
+/// flush-to-zero / subnormal error 2^-126 (|1 / s| + 1)), Minkowski gives
+///   |sqrt(sum g(y_double)^2) - sqrt(sum g(y_float)^2)| <= D = 2 (2^-21 |1 / s| ||x|| + a sqrt(n))
+/// (factor 2 to spare; the double and float subtractions y - r add at most 2^-24 |y| each). With
+/// the screen's rounding (clip_screen_gamma) and the exact sum's (gamma_d):
+///   L_c = (max(0, sqrt(F_c (1 - gamma)) - D))^2 (1 - gamma_d) s_c^2 <= E_c <= U_c = (sqrt(F_c (1 + 2 gamma)) + D)^2 (1 + gamma_d) s_c^2.
+/// A candidate with L_c > min U cannot reach the least E (E_c >= L_c > U_min >= E_min) and is
+/// dropped; the first least E (choose_group's tie rule) is always kept.
+template <class Kernel>
+void screen_clip_candidates(const double* x, std::size_t n, double lo, double hi, const quant_options& cfg,
+                            const std::vector<double>& ratios, std::vector<char>& candidate) {
+  const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
+  std::vector<float> xf(n);
+  const double sum_squares = Kernel::to_float(x, n, xf.data());
+  const auto nd = static_cast<double>(n);
+  const double norm_x = std::sqrt(sum_squares * (1 + (nd + 4) * 0x1p-52)) * (1 + 0x1p-50);
+  const double gamma = clip_screen_gamma(n);
+  const double gamma_d = (nd / 512 + 256) * 0x1p-52;  // clip_error_impl's lanes, blocks and the s^2 product
+  std::vector<double> lower(ratios.size(), std::numeric_limits<double>::infinity());
+  double min_upper = std::numeric_limits<double>::infinity();
+  for (std::size_t c = 0; c < ratios.size(); ++c) {
+    const quant_params p = make_params(lo, hi, ratios[c], qmin, qmax, cfg.asymmetric);
+    if (p.scale == 0.0f) continue;  // choose_group skips it too
+    const double inv = inverse_scale<double, void>(p.scale);
+    const auto inv_f = static_cast<float>(inv);
+    const double f = Kernel::clip_screen(xf.data(), n, inv_f, p.zero, qmin, qmax);
+    const double a = 0x1p-126 * (std::fabs(static_cast<double>(inv_f)) + 1) * 1.01;
+    const double d = 2 * (0x1p-21 * std::fabs(inv) * norm_x + a * std::sqrt(nd));
+    const double s2 = static_cast<double>(p.scale) * static_cast<double>(p.scale);
+    const double root_lo = std::max(0.0, std::sqrt(f * (1 - gamma)) - d);
+    const double root_hi = std::sqrt(f * (1 + 2 * gamma)) + d;
+    lower[c] = root_lo * root_lo * (1 - gamma_d) * s2;
+    min_upper = std::min(min_upper, root_hi * root_hi * (1 + gamma_d) * s2);
+  }
+  for (std::size_t c = 0; c < ratios.size(); ++c) candidate[c] = lower[c] <= min_upper ? 1 : 0;
+}
+
 /// Scale (and zero point) of one scale group, every element of `group` (rows x cols, any stride):
 /// its finite range, then per clip candidate (`ratios`, see clip_candidates) the squared error
 /// s^2 sum (x / s - r)^2, keeping the least (ties: the first). Counts the group and its NaN / Inf
@@ -138,17 +184,26 @@ group_choice choose_group(matrix_view<const T> group, const quant_options& cfg,
                           const std::vector<double>& ratios, quant_report& report) {
   const int qmin = grid_min(cfg.grid), qmax = grid_max(cfg.grid);
   T lo = 0, hi = 0;
+  std::size_t nan_inf = 0;
   for (std::size_t i = 0; i < group.rows(); ++i) {
     const auto r = Kernel::range(group.row(i).data(), group.cols());
     lo = r.lo < lo ? r.lo : lo;
     hi = r.hi > hi ? r.hi : hi;
     report.nan_count += r.nan_count;
     report.inf_count += r.inf_count;
+    nan_inf += r.nan_count + r.inf_count;
   }
   group_choice best{make_params(lo, hi, ratios[0], qmin, qmax, cfg.asymmetric), ratios[0]};
   if (ratios.size() > 1 && best.params.scale != 0.0f) {
+    std::vector<char> candidate(ratios.size(), 1);  // the ratios whose exact error is computed
+    if constexpr (std::is_same_v<T, double>) {
+      if (group.rows() == 1 && group.cols() >= clip_screen_min_length && nan_inf == 0)
+        screen_clip_candidates<Kernel>(group.row(0).data(), group.cols(), lo, hi, cfg, ratios, candidate);
+    }
     double best_error = std::numeric_limits<double>::infinity();
-    for (const double ratio : ratios) {
+    for (std::size_t c = 0; c < ratios.size(); ++c) {
+      if (candidate[c] == 0) continue;
+      const double ratio = ratios[c];
       const quant_params p = make_params(lo, hi, ratio, qmin, qmax, cfg.asymmetric);
       if (p.scale == 0.0f) continue;
       double error = 0;
@@ -224,8 +279,14 @@ void quantize_segments(matrix_view<const T> x, const quant_options& cfg, packed_
         }
       }
       Kernel::quantize_codes(src, s.len, inv, best.zero, qmin, qmax, row_codes.data());
-      // Merge the segment's nibbles into the row (segments of odd length share bytes).
-      for (std::size_t j = 0; j < s.len; ++j) {
+      std::size_t j = 0;
+      if (s.col0 % 2 == 0) {  // whole bytes, two codes at a time (the bytes of the merge below)
+        std::uint8_t* out = dst + s.col0 / 2;
+        for (; j + 2 <= s.len; j += 2)
+          out[j / 2] = static_cast<std::uint8_t>(to_nibble(row_codes[j]) | to_nibble(row_codes[j + 1]) << 4);
+      }
+      // Merge the segment's (remaining) nibbles into the row (segments of odd length share bytes).
+      for (; j < s.len; ++j) {
         const std::size_t e = s.col0 + j;
         const auto shift = static_cast<unsigned>(4 * (e % 2));
         const unsigned kept = static_cast<unsigned>(dst[e / 2]) & ~(0xFu << shift);

@@ -3,6 +3,8 @@
 #include <singlequant/fp16.hpp>
 #include <singlequant/int4.hpp>
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -82,6 +84,26 @@ TEST_CASE_TEMPLATE("quant_kernel::clip_error: identical bits (fixed 16-lane orde
         const double b = scalar_kernel::clip_error(x.data(), n, inv, 1, -8, 7);
         CHECK(std::memcmp(&a, &b, sizeof a) == 0);
       }
+    }
+}
+
+TEST_CASE("quant_kernel::clip_screen: within clip_screen_gamma of the exact sum on every path") {
+  for (std::size_t n : lengths)
+    for (const int variant : {0, 3}) {  // finite inputs only (the screen's contract)
+      const auto x = awkward_input<float>(n, 7 * n + 3, variant);
+      for (const float inv : {1.7f, 3.1f, 0.02f})
+        for (const auto [zero, qmin, qmax] : {std::array{0, -7, 7}, std::array{0, -8, 7}, std::array{3, -8, 7}}) {
+          double exact = 0;  // the float u are the same on every path; their squares summed in double
+          const auto lo = static_cast<float>(qmin - zero), hi = static_cast<float>(qmax - zero);
+          for (std::size_t i = 0; i < n; ++i) {
+            const float y = x[i] * inv;
+            const auto u = static_cast<double>(y - std::nearbyint(std::min(std::max(y, lo), hi)));
+            exact += u * u;
+          }
+          const double bound = singlequant::detail::clip_screen_gamma(n) * exact / 2;  // without the spare factor
+          CHECK(std::fabs(simd_kernel::clip_screen(x.data(), n, inv, zero, qmin, qmax) - exact) <= bound);
+          CHECK(std::fabs(scalar_kernel::clip_screen(x.data(), n, inv, zero, qmin, qmax) - exact) <= bound);
+        }
     }
 }
 

@@ -491,6 +491,104 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
   return total + sum16<T, Arch>(lanes16);
 }
 
+/// Elements per double flush of clip_screen_impl's float lanes (bounds its rounding, see choose_group).
+inline constexpr std::size_t clip_screen_block = 512;
+
+/// Screening estimate of clip_error_impl for float copies of finite double elements:
+///   F = sum over the n elements of (y - rne(clamp(y, qmin - zero, qmax - zero)))^2, y = x * inv,
+/// every operation in float (products and sums may be fused), 16 float lanes flushed to double
+/// lanes every clip_screen_block elements. Only a bound of its rounding is relied on: each term
+/// sees at most 2 (clip_screen_block / 16 + 1) float roundings and the double sums add
+/// (n / clip_screen_block + 16) double ones, so |F - sum of the exact squares of the float u| <=
+/// clip_screen_gamma(n) F. Not the same bits on every path (choose_group gives the same result).
+template <class Arch>
+double clip_screen_impl(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept {
+  constexpr std::size_t block = clip_screen_block;
+  const auto lo = static_cast<float>(qmin - zero), hi = static_cast<float>(qmax - zero);
+  alignas(64) float lanes16[16] = {};
+  double sums[16] = {};
+  std::size_t i = 0;
+  if constexpr (!simd::is_scalar_v<Arch>) {
+    using batch = xsimd::batch<float, Arch>;
+    constexpr std::size_t lanes = batch::size;
+    constexpr std::size_t per16 = 16 / lanes;
+    static_assert(16 % lanes == 0, "batch width must divide 16");
+    const batch inv_b(inv), lo_b(lo), hi_b(hi), zero_b(0.0f);
+    // A symmetric range: the distance from y to the integers of [-hi, hi] is |y|'s to those of [0, hi].
+    const bool symmetric = lo == -hi;
+    while (i + 16 <= n) {
+      const std::size_t end = std::min(n - n % 16, i + block);
+      std::array<batch, per16> acc;
+      acc.fill(zero_b);
+      if (symmetric) {
+        for (; i < end; i += 16) {
+          for (std::size_t k = 0; k < per16; ++k) {
+            const batch y = xsimd::abs(batch::load_unaligned(x + i + k * lanes) * inv_b);
+            const batch u = y - xsimd::nearbyint(xsimd::min(y, hi_b));
+            acc[k] = xsimd::fma(u, u, acc[k]);
+          }
+        }
+      } else {
+        for (; i < end; i += 16) {
+          for (std::size_t k = 0; k < per16; ++k) {
+            const batch y = batch::load_unaligned(x + i + k * lanes) * inv_b;
+            const batch u = y - xsimd::nearbyint(xsimd::min(xsimd::max(y, lo_b), hi_b));
+            acc[k] = xsimd::fma(u, u, acc[k]);
+          }
+        }
+      }
+      for (std::size_t k = 0; k < per16; ++k) acc[k].store_aligned(lanes16 + k * lanes);
+      for (std::size_t k = 0; k < 16; ++k) sums[k] += static_cast<double>(lanes16[k]);
+    }
+  } else {
+    while (i + 16 <= n) {
+      const std::size_t end = std::min(n - n % 16, i + block);
+      std::fill(lanes16, lanes16 + 16, 0.0f);
+      for (; i < end; ++i) {
+        const float y = x[i] * inv;
+        const float c = y < lo ? lo : (y > hi ? hi : y);
+        const float u = y - round_even_small<Arch>(c);
+        lanes16[i % 16] += u * u;
+      }
+      for (std::size_t k = 0; k < 16; ++k) sums[k] += static_cast<double>(lanes16[k]);
+    }
+  }
+  for (; i < n; ++i) {  // tail of fewer than 16 elements
+    const float y = x[i] * inv;
+    const float c = y < lo ? lo : (y > hi ? hi : y);
+    const auto u = static_cast<double>(y - round_even_small<Arch>(c));
+    sums[i % 16] += u * u;
+  }
+  double total = 0;
+  for (const double s : sums) total += s;
+  return total;
+}
+
+/// Relative rounding bound of clip_screen_impl over n elements (see there), with a factor 2 to spare.
+inline double clip_screen_gamma(std::size_t n) noexcept {
+  constexpr double float_eps = 0x1p-24, double_eps = 0x1p-53;
+  return 2.0 * (static_cast<double>(2 * (clip_screen_block / 16 + 2)) * float_eps * 1.01 +
+                (static_cast<double>(n / clip_screen_block) + 20.0) * double_eps);
+}
+
+/// out[i] = float(x[i]) (round to nearest) for n doubles with |x[i]| <= FLT_MAX; returns sum x[i]^2
+/// in double, in any order (the caller bounds its rounding by n double roundings).
+template <class Arch>
+double to_float_sum_squares(const double* x, std::size_t n, float* out) noexcept {
+  double s[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t k = 0; k < 8; ++k) {
+      out[i + k] = static_cast<float>(x[i + k]);
+      s[k] += x[i + k] * x[i + k];
+    }
+  for (; i < n; ++i) {
+    out[i] = static_cast<float>(x[i]);
+    s[0] += x[i] * x[i];
+  }
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
 /// Stores a float batch, non-temporally when stream is set (p then aligned to the batch width).
 template <class Arch>
 SINGLEQUANT_INLINE void store_floats(float* p, const xsimd::batch<float, Arch>& v, bool stream) noexcept {
@@ -849,6 +947,10 @@ struct quant_kernel {
   /// clip_error_impl for one candidate.
   static double clip_error(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
   static double clip_error(const double* x, std::size_t n, double inv, int zero, int qmin, int qmax) noexcept;
+  /// clip_screen_impl for one candidate (float copies of double elements, see choose_group).
+  static double clip_screen(const float* x, std::size_t n, float inv, int zero, int qmin, int qmax) noexcept;
+  /// to_float_sum_squares.
+  static double to_float(const double* x, std::size_t n, float* out) noexcept;
 
   /// Per-column variants over one row of n elements (column j uses inv[j], zero[j]; zero may be null).
   static void column_range(const float* x, std::size_t n, float* lo, float* hi, std::size_t* nan_inf) noexcept;
@@ -929,6 +1031,15 @@ template <class Arch>
 double quant_kernel<Arch>::clip_error(const double* x, std::size_t n, double inv, int zero, int qmin,
                                       int qmax) noexcept {
   return clip_error_impl<double, Arch>(x, n, inv, zero, qmin, qmax);
+}
+template <class Arch>
+double quant_kernel<Arch>::clip_screen(const float* x, std::size_t n, float inv, int zero, int qmin,
+                                       int qmax) noexcept {
+  return clip_screen_impl<Arch>(x, n, inv, zero, qmin, qmax);
+}
+template <class Arch>
+double quant_kernel<Arch>::to_float(const double* x, std::size_t n, float* out) noexcept {
+  return to_float_sum_squares<Arch>(x, n, out);
 }
 
 // Per-column kernels: element-wise loops (the compiler vectorises them with the TU's flags); each
