@@ -2,7 +2,8 @@
 //   * fused per-token quantise + pack (rows of 4096 floats, 64 MiB, one thread) vs a read-only pass
 //     over the same input; targets >= 17 GB/s and >= 0.75x the read-only pass. Two ratios: the
 //     summary's best repetition of each benchmark (run at different times), and vs_read_pass, the
-//     read pass and the fused call alternating in one loop (same data, same cache state);
+//     read pass and the fused call alternating in one loop (same data, same cache state), one
+//     round per call of the benchmark function, min / median / max of the rounds in the summary;
 //   * unpack + dequantise, GB/s of float output; target >= 16 GB/s (ggml's Q4_0 dequantiser here);
 //   * MSE clip search on a 4096 x 4096 weight matrix with 51 candidate ratios: seconds; per group 32: GB/s;
 //   * per-group quantise and the Q4_0 export (quantize + to_q4_0, and quantize_q4_0 into the
@@ -55,7 +56,8 @@ double seconds_of(F&& f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-/// Same-run ratios (read-only pass time / fused time) of fused_quantize, one per repetition, by name.
+/// Same-run ratios (read-only pass time / fused time) of fused_quantize, one per call of the
+/// benchmark function (its repetitions and Google Benchmark's iteration probes), by name.
 std::map<std::string, std::vector<double>>& interleaved_ratios() {
   static std::map<std::string, std::vector<double>> ratios;
   return ratios;
@@ -207,8 +209,8 @@ int main(int argc, char** argv) {
   }
   for (auto [name, ratios] : interleaved_ratios()) {
     std::sort(ratios.begin(), ratios.end());
-    std::printf("%-31s %.2f / %.2f / %.2fx read-only (min / median / max of %zu repetitions), read pass "
-                "and fused call interleaved, best of 15 calls each (target >= 0.75x)\n",
+    std::printf("%-31s %.2f / %.2f / %.2fx read-only (min / median / max of %zu rounds), read pass "
+                "and fused call interleaved, best of 15 calls each per round (target >= 0.75x)\n",
                 (name + ":").c_str(), ratios.front(), ratios[ratios.size() / 2], ratios.back(), ratios.size());
   }
   if (get("fused_quantize_scalar_path") > 0)
