@@ -148,7 +148,7 @@ struct mix_schedule {
           const std::int8_t c = transpose ? h[r * k + s] : h[s * k + r];
           if (c < 0) index |= std::size_t{1} << t;
         }
-        lookup[r * groups + j] =
+        lookup[j * k + r] =
             static_cast<std::uint16_t>(((j % chunk_groups) * mix_table_stride(group_size) + index) * entry);
       }
   }

@@ -23,8 +23,10 @@
 #ifndef SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_FWHT_KERNELS_HPP
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -52,9 +54,10 @@ struct mix_plan {
   std::size_t group_size = 0;    // g: inputs per table, 1..8
   std::size_t groups = 0;        // ceil(K / g)
   std::size_t chunk_groups = 0;  // tables held at once (sized for L1)
-  // lookup[r * groups + j]: element offset of output r's entry in the table of group j, within the
+  // lookup[j * k + r]: element offset of output r's entry in the table of group j, within the
   // scratch of j's chunk: ((j % chunk_groups) * 2^g + index) * entry, where
-  // bit t of index is set when the coefficient of input j g + t for output r is -1.
+  // bit t of index is set when the coefficient of input j g + t for output r is -1. Group-major,
+  // so that a block of outputs reads its offsets of one group through one pointer.
   const std::uint16_t* lookup = nullptr;
   std::size_t entry = 0;  // elements between two table entries (mix_entry_bytes_for / sizeof(T))
 };
@@ -511,6 +514,26 @@ struct mix_output {
   bool last;
 };
 
+/// off[i] = index[i] for i < N: for N = 4 or 8 on little-endian targets one 8-byte load per four
+/// offsets, split by shifts (loads bound the lookups, the ALU has room; with 16 offsets the split
+/// values no longer fit the general registers).
+template <std::size_t N>
+SINGLEQUANT_INLINE void load_offsets(const std::uint16_t* index, std::size_t* off) noexcept {
+  if constexpr ((N == 4 || N == 8) && std::endian::native == std::endian::little) {
+    SINGLEQUANT_UNROLL
+    for (std::size_t i = 0; i < N; i += 4) {
+      std::uint64_t w;
+      std::memcpy(&w, index + i, sizeof(w));
+      SINGLEQUANT_UNROLL
+      for (std::size_t t = 0; t < 4; ++t)
+        off[i + t] = static_cast<std::size_t>((w >> (16 * t)) & 0xFFFFu);
+    }
+  } else {
+    SINGLEQUANT_UNROLL
+    for (std::size_t i = 0; i < N; ++i) off[i] = index[i];
+  }
+}
+
 /// acc_{r0 + i} (+)= sum_{j < chunk_groups} T_{chunk + j}[lookup(r0 + i, chunk + j)] for i < Outputs,
 /// over Regs column tiles starting at column offset v of the entries: one index load serves Regs
 /// additions, and Outputs * Regs independent chains hide the add latency. Every output's additions
@@ -522,18 +545,21 @@ SINGLEQUANT_INLINE void accumulate_outputs(const mix_plan& plan, std::size_t r0,
   using V = typename Tile::type;
   constexpr std::size_t W = Tile::size, entry = Entry;
   const T* base = tables + v;
-  const std::uint16_t* index[Outputs];
+  const std::uint16_t* index = plan.lookup + chunk * plan.k + r0;  // group `chunk`, output r0
   V s[Outputs][Regs];
+  std::size_t off[Outputs];
+  load_offsets<Outputs>(index, off);
   SINGLEQUANT_UNROLL
   for (std::size_t i = 0; i < Outputs; ++i) {
-    index[i] = plan.lookup + (r0 + i) * plan.groups + chunk;
     SINGLEQUANT_UNROLL
-    for (std::size_t u = 0; u < Regs; ++u) s[i][u] = Tile::load(base + index[i][0] + u * W);
+    for (std::size_t u = 0; u < Regs; ++u) s[i][u] = Tile::load(base + off[i] + u * W);
   }
   for (std::size_t j = 1; j < chunk_groups; ++j) {
+    index += plan.k;
+    load_offsets<Outputs>(index, off);
     SINGLEQUANT_UNROLL
     for (std::size_t i = 0; i < Outputs; ++i) {
-      const T* e = base + index[i][j];
+      const T* e = base + off[i];
       SINGLEQUANT_UNROLL
       for (std::size_t u = 0; u < Regs; ++u) s[i][u] += Tile::load(e + u * W);
     }

@@ -1151,7 +1151,8 @@ void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, s
       done = quantize_clean_row_avx512<Arch>(row, cols, inv, qmin, 7, out, next_row, stream, head);
       streamed = streamed || (stream && done > 0);
       if (next_row != nullptr && done > 0) {
-        const value_range<float> tail = range_impl<float, Arch>(next_row + done, cols - done);
+        const value_range<float> tail =
+            done < cols ? range_impl<float, Arch>(next_row + done, cols - done) : value_range<float>{};
         if (head.clean && tail.nan_count == 0 && tail.inf_count == 0) {
           next.lo = std::min(head.lo, tail.lo);
           next.hi = std::max(head.hi, tail.hi);
@@ -1161,7 +1162,8 @@ void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, s
         have_next = true;
       }
     }
-    quantize_float_span<true, Arch>(row + done, cols - done, inv, 0, qmin, 7, clean, out + done / 2);
+    if (done < cols)
+      quantize_float_span<true, Arch>(row + done, cols - done, inv, 0, qmin, 7, clean, out + done / 2);
     if (next_row != nullptr && !have_next) next = range_impl<float, Arch>(next_row, cols);
     r = next;
   }
