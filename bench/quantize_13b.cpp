@@ -290,6 +290,8 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
   // Pass 2: fold and pack, one linear at a time in blocks of rows (columns for R1^T on o / down).
   constexpr std::size_t block = 32;
   std::uint64_t h = 0xcbf29ce484222325ULL;
+  std::vector<double> m;  // o / down: the whole matrix after W <- R1^T W (one buffer for all layers:
+                          // a fresh 0.2-0.6 GB per linear cost page faults and a memset per layer)
   for (std::size_t l = 0; l < L; ++l) {
     for (const linear_kind kind : sq::layer_linears) {
       const std::array<std::size_t, 2> shape = sq::linear_shape(c, kind);
@@ -304,11 +306,10 @@ run_result run(const sq::llama_config& c, std::size_t tokens, std::size_t thread
       std::vector<double> gains;  // W diag(g) for the readers of a norm
       if (!output_rotated)
         for (std::size_t k = 0; k < cols; ++k) gains.push_back(static_cast<double>(norm_gain(l, norm, k)));
-      std::vector<double> m;  // o / down: the whole matrix after W <- R1^T W
       phase = clock_type::now();
       busy = {};
       if (output_rotated) {
-        m.resize(rows * cols);
+        if (m.size() < rows * cols) m.resize(rows * cols);  // every element is written below
         const std::size_t col_blocks = (cols + block - 1) / block;
         std::vector<stage_seconds> b(col_blocks);
         sq::detail::parallel_for(col_blocks, threads, [&](std::size_t task) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../test_support.hpp"
@@ -340,7 +341,8 @@ TEST_CASE("quant_kernel::quantize_q4_0: quantize_groups' codes and scales as Q4_
 // both signs, subnormal halves included.
 TEST_CASE("avx512_quant_ops::half_bits: float_to_half_bits' bits for |x| <= 65504") {
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-  if constexpr (singlequant::detail::int4_path_of<test_arch>() == singlequant::detail::int4_path::avx512bw) {
+  if constexpr (std::is_same_v<singlequant::detail::arch::quant_ops_t<test_arch>,
+                               singlequant::detail::arch::avx512_quant_ops>) {
     std::vector<float> in;
     const std::uint32_t top = std::bit_cast<std::uint32_t>(65504.0f);
     for (std::uint32_t b = 0; b <= top; b += 997) in.push_back(std::bit_cast<float>(b));

@@ -13,9 +13,9 @@
 #include <cstddef>
 #include <type_traits>
 
-#include "simd_core.hpp"
+#include "arch/generic.hpp"
 #include "moment_kernels.hpp"
-#include "quant_kernels.hpp"
+#include "simd_core.hpp"
 
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
@@ -26,7 +26,7 @@ constexpr bool dense_has_fma() noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
     return false;
   } else {
-    return std::is_base_of_v<xsimd::fma3<xsimd::avx2>, Arch> || std::is_base_of_v<xsimd::avx512f, Arch>;
+    return arch::has_fma(Arch{});
   }
 }
 
@@ -37,7 +37,7 @@ SINGLEQUANT_INLINE T fused_multiply_add(T a, T b, T c) noexcept {
     return std::fma(a, b, c);
   } else {
     T product = a * b;
-    no_contract<Arch>(product);
+    arch::no_contract<Arch>(product);
     return product + c;
   }
 }
@@ -47,7 +47,7 @@ template <class Arch>
 constexpr std::size_t dense_tile_rows() noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
     return 4;
-  } else if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+  } else if constexpr (arch::vector_registers(Arch{}) >= 32) {
     return 8;
   } else {
     return 4;

@@ -597,7 +597,7 @@ constexpr std::size_t mix_single_outputs() noexcept {
   if constexpr (simd::is_scalar_v<Arch>)
     return 8;
   else
-    return sizeof(typename Tile::type) >= 64 || std::is_base_of_v<xsimd::avx512f, Arch> ? 16 : 8;
+    return sizeof(typename Tile::type) >= 64 || arch::vector_registers(Arch{}) >= 32 ? 16 : 8;
 }
 
 /// e[idx] = sum_{t < N} (bit t of idx ? -1 : +1) z[t] + first for idx < 2^N, built input by input:

@@ -233,8 +233,10 @@ void int4_gemm_kernel<Arch>::run(const int4_gemm_problem& p, std::size_t m0, std
 
 template <class Arch>
 bool int4_gemm_kernel<Arch>::uses_vnni() noexcept {
-  if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    return arch::vnni_compiled || cpu_has_avx512_vnni();
+  if constexpr (simd::is_scalar_v<Arch>) {
+    return false;
+  } else if constexpr (!std::is_same_v<arch::int4_ops_t<Arch, true>, arch::int4_ops_t<Arch, false>>) {
+    return arch::vnni_compiled || cpu_has_avx512_vnni();  // Arch has a vpdpbusd form
   } else {
     return false;
   }

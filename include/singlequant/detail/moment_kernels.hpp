@@ -2,7 +2,7 @@
 //
 // Bit-for-bit reproducibility across ISA paths: every kernel vectorises across independent output
 // columns (never a horizontal reduction), walks the rows in order, and separates each multiply from
-// the add that consumes it with no_fuse(), so no compiler can contract them into an FMA on one path
+// the add that consumes it with no_fuse<Arch>(), so no compiler can contract them into an FMA on one path
 // and not on another. The scalar path runs the same operation sequence per column, so every path
 // gives the same bits (tests/arch/test_moment_arch.cpp holds them to equality).
 #ifndef SINGLEQUANT_DETAIL_MOMENT_KERNELS_HPP
@@ -17,20 +17,12 @@
 SINGLEQUANT_BEGIN_NAMESPACE
 namespace detail {
 
-/// Returns v unchanged, opaque to the optimiser: a product passed through it cannot be fused with
-/// the add that consumes it (GCC contracts a * b + c into an FMA under -ffp-contract=fast).
-static SINGLEQUANT_INLINE double no_fuse(double v) noexcept {  // internal linkage: see CONTRIBUTING
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  asm("" : "+x"(v));
-#endif
-  return v;
-}
-
-template <class Arch>
-SINGLEQUANT_INLINE xsimd::batch<double, Arch> no_fuse(xsimd::batch<double, Arch> v) noexcept {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  asm("" : "+v"(v.data));
-#endif
+/// Returns v unchanged, opaque to the optimiser (arch::no_contract): a product passed through it
+/// cannot be fused with the add that consumes it (GCC contracts a * b + c into an FMA under
+/// -ffp-contract=fast). v: a double or a batch of doubles.
+template <class Arch, class V>
+SINGLEQUANT_INLINE V no_fuse(V v) noexcept {
+  arch::no_contract<Arch>(v);
   return v;
 }
 
@@ -73,17 +65,17 @@ void cross_block(const double* x, std::size_t rows, std::size_t cols, std::size_
         const double y = column[t * stride];
         const double* w3_row = w3 + t * m;
         if constexpr (Fourth) {
-          const double y2 = no_fuse(y * y);
-          const double y3 = no_fuse(y2 * y);
+          const double y2 = no_fuse<Arch>(y * y);
+          const double y3 = no_fuse<Arch>(y2 * y);
           const double* w2_row = w2 + t * m;
           const double* w1_row = w1 + t * m;
           for (std::size_t c = 0; c < Channels; ++c) {
-            acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
-            acc22[c] = acc22[c] + no_fuse(w2_row[c] * y2);
-            acc13[c] = acc13[c] + no_fuse(w1_row[c] * y3);
+            acc31[c] = acc31[c] + no_fuse<Arch>(w3_row[c] * y);
+            acc22[c] = acc22[c] + no_fuse<Arch>(w2_row[c] * y2);
+            acc13[c] = acc13[c] + no_fuse<Arch>(w1_row[c] * y3);
           }
         } else {
-          for (std::size_t c = 0; c < Channels; ++c) acc31[c] = acc31[c] + no_fuse(w3_row[c] * y);
+          for (std::size_t c = 0; c < Channels; ++c) acc31[c] = acc31[c] + no_fuse<Arch>(w3_row[c] * y);
         }
       }
       for (std::size_t c = 0; c < Channels; ++c) {
@@ -157,7 +149,7 @@ template <class Arch>
 constexpr std::size_t cross_channel_block() noexcept {
   if constexpr (simd::is_scalar_v<Arch>) {
     return 4;
-  } else if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+  } else if constexpr (arch::vector_registers(Arch{}) >= 32) {
     return 8;
   } else {
     return 4;
@@ -264,9 +256,9 @@ void moment_kernel<Arch>::channel_sums(const double* x, std::size_t rows, std::s
       const double y = x[t * stride + k];
       const double a = std::fabs(y);
       peak = a > peak ? a : peak;
-      const double y2 = no_fuse(y * y);
+      const double y2 = no_fuse<Arch>(y * y);
       s2 = s2 + y2;
-      s4 = s4 + no_fuse(y2 * y2);
+      s4 = s4 + no_fuse<Arch>(y2 * y2);
     }
     absmax[k] = peak;
     sum2[k] = sum2[k] + s2;

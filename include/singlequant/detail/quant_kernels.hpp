@@ -22,12 +22,6 @@
 #include "q4_0_kernels.hpp"
 #include "simd_core.hpp"
 
-#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
-#  define SINGLEQUANT_X86 1
-#else
-#  define SINGLEQUANT_X86 0
-#endif
-
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() (a self-initialised local), which
 // its middle end reports as -W(maybe-)uninitialized once inlined into our kernels (GCC PR 105593).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -130,29 +124,6 @@ SINGLEQUANT_INLINE T dequantize_one(int code, int zero, float scale) noexcept {
   }
 }
 
-/// Empty asm barrier: the value must be materialised, so the compiler cannot contract the multiply
-/// that produced it into an FMA with a later add (which would make results depend on -mfma).
-template <class Arch, class V>
-SINGLEQUANT_INLINE void no_contract(V& v) noexcept {
-#if defined(__GNUC__) && (SINGLEQUANT_X86 || defined(__aarch64__))
-#  if SINGLEQUANT_X86
-#    define SINGLEQUANT_VECTOR_REGISTER "+v"  // any SSE / AVX register
-#  else
-#    define SINGLEQUANT_VECTOR_REGISTER "+w"  // any NEON register
-#  endif
-  if constexpr (std::is_arithmetic_v<V>) {
-    asm("" : SINGLEQUANT_VECTOR_REGISTER(v));
-  } else {
-    auto r = static_cast<typename V::register_type>(v);
-    asm("" : SINGLEQUANT_VECTOR_REGISTER(r));
-    v = V(r);
-  }
-#  undef SINGLEQUANT_VECTOR_REGISTER
-#else
-  static_cast<void>(v);  // MSVC and others do not contract by default
-#endif
-}
-
 /// Sum of 16 lane partial sums in a fixed pairwise order, in double.
 template <class T, class Arch>
 SINGLEQUANT_INLINE double sum16(const T* lanes) noexcept {
@@ -173,61 +144,26 @@ SINGLEQUANT_INLINE int code_of(int nibble) noexcept {
   return (nibble & 0xF) - ((nibble & 0x8) << 1);
 }
 
-/// Which native packing code an architecture uses.
-enum class int4_path { generic, sse2, avx2, avx512bw };
-
+/// The raw-intrinsics helpers (detail/arch/) of Arch's packing path in this translation unit; void
+/// where there are none (the xsimd-only path).
 template <class Arch>
-constexpr int4_path int4_path_of() noexcept {
-#if SINGLEQUANT_X86
-  if constexpr (simd::is_scalar_v<Arch>) {
-    return int4_path::generic;
-  } else if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) {
-    return int4_path::avx512bw;
-  } else if constexpr (std::is_base_of_v<xsimd::avx2, Arch>) {
-    return int4_path::avx2;
-  } else if constexpr (std::is_base_of_v<xsimd::sse2, Arch> && !std::is_base_of_v<xsimd::avx, Arch>) {
-    return int4_path::sse2;
+using quant_ops_t = arch::quant_ops_t<Arch>;
+
+/// Whether quant_ops_t<Arch> has the fast loop of a clean row (clean_row).
+template <class Arch>
+constexpr bool has_clean_row_path() noexcept {
+  if constexpr (std::is_void_v<quant_ops_t<Arch>>) {
+    return false;
   } else {
-    return int4_path::generic;
+    return quant_ops_t<Arch>::has_clean_row;
   }
-#else
-  return int4_path::generic;
-#endif
 }
 
-/// The raw-intrinsics helpers (detail/arch/) of Arch's packing path in this translation unit; void
-/// where there are none (the generic path).
-template <class Arch, int4_path P = int4_path_of<Arch>()>
-struct quant_ops_of {
-  using type = void;
-};
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-template <class Arch>
-struct quant_ops_of<Arch, int4_path::avx512bw> {
-  using type = arch::avx512_quant_ops;
-};
-#endif
-#if defined(__AVX2__)
-template <class Arch>
-struct quant_ops_of<Arch, int4_path::avx2> {
-  using type = arch::avx2_quant_ops;
-};
-#endif
-#if defined(__SSE2__)
-template <class Arch>
-struct quant_ops_of<Arch, int4_path::sse2> {
-  using type = arch::sse2_quant_ops;
-};
-#endif
-template <class Arch>
-using quant_ops_t = typename quant_ops_of<Arch>::type;
-
-/// Orders the non-temporal stores of a kernel before anything the caller does next.
+/// Orders the non-temporal stores of a kernel before anything the caller does next (only the ops
+/// of detail/arch/ store non-temporally).
 template <class Arch>
 SINGLEQUANT_INLINE void store_fence() noexcept {
-#if defined(__SSE2__)
-  arch::sse2_quant_ops::fence();
-#endif
+  if constexpr (!std::is_void_v<quant_ops_t<Arch>>) quant_ops_t<Arch>::fence();
 }
 
 /// Writes 4 * B codes (four int32 batches, each code in -8..7) as 2 * B packed bytes (packed = true)
@@ -323,7 +259,7 @@ template <class Arch>
 std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, int qmin, int qmax,
                                       std::uint8_t* out, const float* next_row, bool stream,
                                       partial_range& next) noexcept {
-  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw && !std::is_void_v<quant_ops_t<Arch>>) {
+  if constexpr (has_clean_row_path<Arch>()) {
     const bool nt = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
     return quant_ops_t<Arch>::clean_row(x, n, inv, qmin, qmax, out, next_row, nt, next.lo, next.hi, next.clean);
   } else {
@@ -446,11 +382,11 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
   // u = y - rne(clamp(y)), lanes16[i mod 16] += u^2, with y = x_i * inv (0 for NaN / Inf).
   auto add_scalar_error = [&](std::size_t element) {
     T y = std::fabs(x[element]) <= finite_limit ? x[element] * inv : T(0);
-    no_contract<Arch>(y);
+    arch::no_contract<Arch>(y);
     const T c = y < lo ? lo : (y > hi ? hi : y);
     const T u = y - round_even_small<Arch>(c);
     T u2 = u * u;
-    no_contract<Arch>(u2);
+    arch::no_contract<Arch>(u2);
     lanes16[element % 16] += u2;
   };
   std::size_t i = 0;
@@ -468,10 +404,10 @@ double clip_error_impl(const T* x, std::size_t n, T inv, int zero, int qmin, int
         for (std::size_t k = 0; k < per16; ++k) {
           const batch v = batch::load_unaligned(x + i + k * lanes);
           batch y = xsimd::select(xsimd::abs(v) <= limit, v * inv_b, zero_b);
-          no_contract<Arch>(y);
+          arch::no_contract<Arch>(y);
           const batch u = y - xsimd::nearbyint(xsimd::min(xsimd::max(y, lo_b), hi_b));
           batch u2 = u * u;
-          no_contract<Arch>(u2);
+          arch::no_contract<Arch>(u2);
           acc[k] += u2;
         }
       }
@@ -812,11 +748,11 @@ void quantize_group_blocks(const float* x, std::size_t n, std::size_t group, con
 /// Whether quantize_16_groups has a path for Arch in this translation unit.
 template <class Arch>
 constexpr bool has_16_group_path() noexcept {
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  return int4_path_of<Arch>() == int4_path::avx512bw;
-#else
-  return false;
-#endif
+  if constexpr (std::is_void_v<quant_ops_t<Arch>>) {
+    return false;
+  } else {
+    return quant_ops_t<Arch>::has_16_groups;
+  }
 }
 
 /// The AVX-512 step of quantize_groups_impl (Q4_0 = false: 8 * group bytes of packed codes at out)
@@ -833,19 +769,17 @@ bool quantize_16_groups(const float* x, std::size_t group, const double* ratios,
   bool done = false;
   std::size_t zero_scales = 0;
   double chosen[16];
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-  if constexpr (int4_path_of<Arch>() == int4_path::avx512bw) {
-    using ops = arch::avx512_quant_ops;
+  if constexpr (has_16_group_path<Arch>()) {
+    using ops = quant_ops_t<Arch>;
     if (group == 32) {
-      done = ops::quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales, halves);
+      done = ops::template quantize16<Q4_0, 32>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales, halves);
     } else if constexpr (!Q4_0) {
       if (group == 64)
-        done = ops::quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
+        done = ops::template quantize16<false, 64>(x, ratios, ratio_count, qmin, qmax, out, scales, chosen, zero_scales);
       // Group 128 stays with quantize_group_blocks: 16 of its groups (8 KiB) per step measured
       // slower than the block path (docs/performance.md).
     }
   }
-#endif
   static_cast<void>(x), static_cast<void>(group), static_cast<void>(ratios), static_cast<void>(ratio_count);
   static_cast<void>(qmin), static_cast<void>(qmax), static_cast<void>(out), static_cast<void>(scales);
   static_cast<void>(halves);
@@ -1100,11 +1034,11 @@ void clip_error_columns_impl(const T* x, std::size_t n, const T* inv, const std:
     const int z = zero == nullptr ? 0 : zero[j];
     const auto lo = static_cast<T>(qmin - z), hi = static_cast<T>(qmax - z);
     T y = std::fabs(x[j]) <= finite_limit ? x[j] * inv[j] : T(0);
-    no_contract<Arch>(y);
+    arch::no_contract<Arch>(y);
     const T c = y < lo ? lo : (y > hi ? hi : y);
     const auto u = static_cast<double>(y - round_even_small<Arch>(c));
     double u2 = u * u;
-    no_contract<Arch>(u2);
+    arch::no_contract<Arch>(u2);
     acc[j] += u2;
   }
 }

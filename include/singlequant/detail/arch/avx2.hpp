@@ -26,6 +26,12 @@ namespace detail::arch {
 template <class T, class Arch>
 struct ymm_vector;  // defined for float and double when the translation unit has AVX
 
+/// Tuning trait of the tag (fallback: generic.hpp): AVX2 with FMA3 has a fused multiply-add.
+template <class = void>
+constexpr bool has_fma(xsimd::fma3<xsimd::avx2>) noexcept {
+  return true;
+}
+
 #if XSIMD_WITH_AVX
 template <class Arch>
 struct ymm_vector<float, Arch> {
@@ -235,7 +241,15 @@ struct avx2_quant_ops {
   }
   /// Non-temporal store of 8 floats (p 32-byte aligned).
   static void stream(float* p, __m256 v) noexcept { _mm256_stream_ps(p, v); }
+  /// Orders earlier non-temporal stores before later stores.
+  static void fence() noexcept { _mm_sfence(); }
+  static constexpr bool has_clean_row = false;  // clean_row: avx512.hpp only
+  static constexpr bool has_16_groups = false;  // quantize16: avx512.hpp only
 };
+
+/// The quantise ops of a tag (std::type_identity; decltype only).
+template <class = void>
+std::type_identity<avx2_quant_ops> quant_ops(xsimd::avx2) noexcept;
 
 }  // namespace
 }  // namespace detail::arch

@@ -45,6 +45,16 @@ inline constexpr bool vnni_compiled = true;
 inline constexpr bool vnni_compiled = false;
 #endif
 
+/// Tuning traits of the tag (fallbacks: generic.hpp): 32 vector registers, a fused multiply-add.
+template <class = void>
+constexpr std::size_t vector_registers(xsimd::avx512f) noexcept {
+  return 32;
+}
+template <class = void>
+constexpr bool has_fma(xsimd::avx512f) noexcept {
+  return true;
+}
+
 #if XSIMD_WITH_AVX512F
 /// x y + z, one rounding (xsimd 8.1 has no AVX-512 fma).
 template <class Arch>
@@ -489,6 +499,10 @@ struct avx512_quant_ops {
 
   /// Non-temporal store of 16 floats (p 64-byte aligned).
   static void stream(float* p, __m512 v) noexcept { _mm512_stream_ps(p, v); }
+  /// Orders earlier non-temporal stores before later stores.
+  static void fence() noexcept { _mm_sfence(); }
+  static constexpr bool has_clean_row = true;
+  static constexpr bool has_16_groups = true;
 
   /// The fast loop of one clean row (quantize_clean_row in quant_kernels.hpp): 128 floats per step
   /// -> 64 bytes, codes rne(x * inv) clamped after the saturating int32 -> int8 packs (the same as
@@ -563,6 +577,10 @@ struct avx512_quant_ops {
 #    pragma GCC diagnostic pop
 #  endif
 // ---- end of the INT4 quantise section -----------------------------------------------------------
+/// The quantise ops of a tag (std::type_identity; decltype only).
+template <class = void>
+std::type_identity<avx512_quant_ops> quant_ops(xsimd::avx512bw) noexcept;
+
 template <bool Vnni>
 std::type_identity<avx512_int4_ops<Vnni>> int4_ops(xsimd::avx512bw) noexcept;  // decltype only
 

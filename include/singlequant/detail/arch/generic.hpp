@@ -92,9 +92,50 @@ SINGLEQUANT_INLINE void transpose_halves(U* p, std::size_t stride, base_tag) noe
     }
 }
 
+/// Tuning traits of a tag (the ISA files overload them; templates so that unused ones never warn):
+/// how many vector registers the kernels may plan their tiles for, and whether xsimd::fma (and so
+/// simd::fused_fma) is one hardware instruction.
+template <class = void>
+constexpr std::size_t vector_registers(base_tag) noexcept {
+  return 16;
+}
+template <class = void>
+constexpr bool has_fma(base_tag) noexcept {
+  return false;
+}
+
 /// The INT4 GEMM ops struct of Arch (shape: avx512.hpp); Vnni selects vpdpbusd where it exists.
 template <class Arch, bool Vnni>
 using int4_ops_t = typename decltype(int4_ops<Vnni>(Arch{}))::type;
+
+/// The raw-intrinsics quantise ops of Arch in this translation unit (sse2.hpp, avx2.hpp, avx512.hpp:
+/// store_codes4, load_codes, stream, fence; clean_row and quantize16 where has_clean_row /
+/// has_16_groups); void where there are none.
+template <class Arch>
+using quant_ops_t = typename decltype(quant_ops(Arch{}))::type;
+
+/// Empty asm barrier: the value must be materialised, so the compiler cannot contract the multiply
+/// that produced it into an FMA with a later add (which would make results depend on -mfma).
+template <class Arch, class V>
+SINGLEQUANT_INLINE void no_contract(V& v) noexcept {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+#  if defined(__aarch64__)
+#    define SINGLEQUANT_VECTOR_REGISTER "+w"  // any NEON register
+#  else
+#    define SINGLEQUANT_VECTOR_REGISTER "+v"  // any SSE / AVX register
+#  endif
+  if constexpr (std::is_arithmetic_v<V>) {
+    asm("" : SINGLEQUANT_VECTOR_REGISTER(v));
+  } else {
+    auto r = static_cast<typename V::register_type>(v);
+    asm("" : SINGLEQUANT_VECTOR_REGISTER(r));
+    v = V(r);
+  }
+#  undef SINGLEQUANT_VECTOR_REGISTER
+#else
+  static_cast<void>(v);  // MSVC and others do not contract by default
+#endif
+}
 
 }  // namespace detail::arch
 SINGLEQUANT_END_NAMESPACE

@@ -49,6 +49,11 @@ struct scalar_int4_ops {
 template <bool Vnni>
 std::type_identity<scalar_int4_ops> int4_ops(base_tag) noexcept;  // decltype only
 
+/// The quantise ops (detail/quant_kernels.hpp) of a tag without raw-intrinsics helpers: none (void),
+/// the kernels then use xsimd alone. Any tag, simd::scalar_arch included (the ISA files overload it).
+template <class = void>
+std::type_identity<void> quant_ops(...) noexcept;  // decltype only
+
 }  // namespace
 }  // namespace detail::arch
 SINGLEQUANT_END_NAMESPACE

@@ -236,7 +236,13 @@ struct sse2_quant_ops {
   static void stream(float* p, __m128 v) noexcept { _mm_stream_ps(p, v); }
   /// Orders earlier non-temporal stores before later stores (any x86 ISA level).
   static void fence() noexcept { _mm_sfence(); }
+  static constexpr bool has_clean_row = false;  // clean_row: avx512.hpp only
+  static constexpr bool has_16_groups = false;  // quantize16: avx512.hpp only
 };
+
+/// The quantise ops of a tag (std::type_identity; decltype only): SSE2 up to SSE4.2.
+template <class = void>  // a template: a declared, never defined function would warn (unused)
+std::type_identity<sse2_quant_ops> quant_ops(xsimd::sse2) noexcept;
 
 }  // namespace
 }  // namespace detail::arch
