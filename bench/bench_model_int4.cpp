@@ -101,7 +101,8 @@ void bm_model(benchmark::State& state) {
 BENCHMARK(bm_model)->ArgNames({"decode", "mode"})->ArgsProduct({{0, 1}, {0, 1, 2}})->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
-  sq_bench::initialize(argc, argv);
+  // Quick mode: float32 and the INT4 kernels (the README's ratios); the simulated path is the slow one.
+  sq_bench::initialize(argc, argv, "bm_model/decode:[01]/mode:[02]/");
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
