@@ -249,16 +249,16 @@ struct partial_range {
   bool clean = true;
 };
 
-/// AVX-512 fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0),
-/// avx512_quant_ops::clean_row: 128 floats per step, the bytes of quantize_one, and the min / max
+/// Fast path of one clean row (no NaN / Inf, every |x * inv| < 2^30, zero point 0) where the ops
+/// have one (has_clean_row: avx512_quant_ops::clean_row): 128 floats per step, the bytes of quantize_one, and the min / max
 /// of the same span of next_row (if any) in the same step (software pipelining: the memory reads
 /// of the next row overlap this row's arithmetic); next gets that range over the elements done.
 /// stream = non-temporal stores when out is 64-byte aligned.
-/// Returns the number of elements done (a multiple of 128; 0 on other ISAs).
+/// Returns the number of elements done (a multiple of 128; 0 without such ops).
 template <class Arch>
-std::size_t quantize_clean_row_avx512(const float* x, std::size_t n, float inv, int qmin, int qmax,
-                                      std::uint8_t* out, const float* next_row, bool stream,
-                                      partial_range& next) noexcept {
+std::size_t quantize_clean_row_fast(const float* x, std::size_t n, float inv, int qmin, int qmax,
+                                    std::uint8_t* out, const float* next_row, bool stream,
+                                    partial_range& next) noexcept {
   if constexpr (has_clean_row_path<Arch>()) {
     const bool nt = stream && reinterpret_cast<std::uintptr_t>(out) % 64 == 0;
     return quant_ops_t<Arch>::clean_row(x, n, inv, qmin, qmax, out, next_row, nt, next.lo, next.hi, next.clean);
@@ -1082,7 +1082,7 @@ void quant_kernel<Arch>::quantize_rows_fused(const float* x, std::size_t rows, s
     // |x * inv| <= max|x| * inv stays far below 2^30 unless the clip ratio is absurdly small.
     if (clean && static_cast<double>(std::max(r.hi, -r.lo)) * static_cast<double>(inv) < 1e9) {
       partial_range head;
-      done = quantize_clean_row_avx512<Arch>(row, cols, inv, qmin, 7, out, next_row, stream, head);
+      done = quantize_clean_row_fast<Arch>(row, cols, inv, qmin, 7, out, next_row, stream, head);
       streamed = streamed || (stream && done > 0);
       if (next_row != nullptr && done > 0) {
         const value_range<float> tail =
