@@ -24,12 +24,14 @@ std::vector<double> dense_kronecker(const std::vector<double>& r1, std::size_t a
 }
 }  // namespace
 
+// Lane factor first (3 x 5 .. 5 x 67) and row factor first (6 x 1, 37 x 6, 172 x 8 = 1376).
 TEST_CASE_TEMPLATE("kronecker_apply equals the dense Kronecker product, row by row", T, float, double) {
   struct shape {
     std::size_t a, b;
   };
   for (const shape factors :
-       {shape{3, 5}, shape{4, 8}, shape{1, 7}, shape{6, 1}, shape{12, 32}, shape{5, 67}}) {
+       {shape{3, 5}, shape{4, 8}, shape{1, 7}, shape{6, 1}, shape{12, 32}, shape{5, 67}, shape{37, 6},
+        shape{172, 8}}) {
     const std::size_t a = factors.a, b = factors.b;
     const auto r1 = sq_test::random_normal<T>(a * a, a);
     const auto r2 = sq_test::random_normal<T>(b * b, 100 + b);

@@ -183,8 +183,11 @@ TEST_CASE_TEMPLATE("mix: every group size and chunk split gives the scalar path'
   }
 }
 
+// Both orders of the two products: lane factor first (b >= a or b wide) and row factor first
+// (33 x 7 .. 172 x 4, with tails of every register width).
 TEST_CASE_TEMPLATE("kronecker apply_rows: SIMD path equals the scalar path to rounding", T, float, double) {
-  for (auto [a, b] : {std::pair<std::size_t, std::size_t>{3, 5}, {12, 64}, {7, 33}, {16, 16}}) {
+  for (auto [a, b] : {std::pair<std::size_t, std::size_t>{3, 5}, {12, 64}, {7, 33}, {16, 16},
+                        {33, 7}, {43, 12}, {21, 1}, {172, 4}}) {
     const auto r1 = sq_test::random_normal<T>(a * a, a), r2 = sq_test::random_normal<T>(b * b, b);
     const std::size_t rows = 3, n = a * b;
     const auto x = sq_test::random_normal<T>(rows * n, n);

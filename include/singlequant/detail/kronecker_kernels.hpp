@@ -1,9 +1,13 @@
 // singlequant/detail/kronecker_kernels.hpp - x <- x (R1 (x) R2) for dense factors, row by row.
 //
 // With the row-major reshape X[p][q] = x[p b + q] (p < a, q < b): x (R1 (x) R2) = vec(R1^T X R2).
-// Two small products per row, n (a + b) multiply-adds: Z = X R2 (row p of Z: z_p = sum_u X[p][u] R2[u])
-// then Y = R1^T Z (y_s = sum_p R1[p][s] z_p), both as "coefficients times matrix rows" vectorised
-// along the output row.
+// Two small products per row, n (a + b) multiply-adds, both as "coefficients times matrix rows"
+// vectorised along the output row. Lane factor first when the lanes fill a register tile:
+// Z = X R2 (z_p = sum_u X[p][u] R2[u]) then Y = R1^T Z (y_s = sum_p R1[p][s] z_p). Row factor first
+// when the lanes are few (1376 = 172 x 8: vectorising over 8 lanes leaves AVX-512 half empty and
+// latency bound): W^T = X^T R1 (w^T_q = sum_p X[p][q] R1[p], vectorised over the a outputs) then
+// Y = W R2 (y_s = sum_q W^T[q][s] R2[q]). The order depends on a, b and the element size only, so
+// every ISA adds the same terms in the same order.
 #ifndef SINGLEQUANT_DETAIL_KRONECKER_KERNELS_HPP
 #define SINGLEQUANT_DETAIL_KRONECKER_KERNELS_HPP
 
@@ -89,7 +93,9 @@ void combine_outputs(const combine_args<T>& g, std::size_t len) noexcept {
   std::size_t v = 0;
   if constexpr (!simd::is_scalar_v<Arch>) {
     using wide = batch_ops<T, Arch>;
-    constexpr std::size_t W = wide::size, R = W * sizeof(T) >= 64 ? 4 : 2;  // 32 or 16 registers
+    // About half the register file (32 or 16 registers) holds accumulators.
+    constexpr std::size_t W = wide::size, accumulators = W * sizeof(T) >= 64 ? 16 : 8;
+    constexpr std::size_t R = S <= 4 ? accumulators / 4 : (accumulators / S > 0 ? accumulators / S : 1);
     for (; v + R * W <= len; v += R * W) combine_tile<wide, S, R>(g, v);
     v = combine_columns<wide, S>(g, v, len);
     using half = arch::narrow_ops_t<T, Arch, 32>;
@@ -106,29 +112,40 @@ void combine_outputs(const combine_args<T>& g, std::size_t len) noexcept {
     }
 }
 
-/// `outputs` output rows (see combine_args), four at a time.
-template <class T, class Arch>
+/// `outputs` output rows (see combine_args), S at a time (each matrix-row load serves S outputs),
+/// the rest four at a time, then one.
+template <class T, class Arch, std::size_t S = 4>
 void combine_rows(combine_args<T> g, std::size_t outputs, std::size_t len) noexcept {
-  constexpr std::size_t S = 4;
   std::size_t o = 0;
-  for (; o + S <= outputs; o += S) {
-    combine_outputs<S, T, Arch>(g, len);
-    g.out += S * g.out_stride;
-    g.coef += S * g.coef_step;
-  }
-  for (; o < outputs; ++o) {
-    combine_outputs<1, T, Arch>(g, len);
-    g.out += g.out_stride;
-    g.coef += g.coef_step;
-  }
+  const auto run = [&]<std::size_t s>(std::integral_constant<std::size_t, s>) {
+    for (; o + s <= outputs; o += s) {
+      combine_outputs<s, T, Arch>(g, len);
+      g.out += s * g.out_stride;
+      g.coef += s * g.coef_step;
+    }
+  };
+  run(std::integral_constant<std::size_t, S>{});
+  if constexpr (S > 4) run(std::integral_constant<std::size_t, 4>{});
+  if constexpr (S > 1) run(std::integral_constant<std::size_t, 1>{});
 }
 
 template <class T, class Arch>
 void kronecker_rows_impl(T* x, std::size_t rows, std::size_t row_stride, const T* r1,
                          std::size_t r1_stride, std::size_t a, const T* r2, std::size_t r2_stride,
                          std::size_t b, T* scratch) noexcept {
+  // Row factor first while the b lanes fill fewer than four 64-byte registers (measured: 172 x 4 to
+  // 172 x 32 gain 1.2-3x on AVX-512 and AVX2, 172 x 64 loses 1.2x; docs/performance.md).
+  const bool row_factor_first = b * sizeof(T) < 256 && a > b;
   for (std::size_t i = 0; i < rows; ++i) {
     T* row = x + i * row_stride;
+    if (row_factor_first) {
+      // W^T = X^T R1: w^T_q = sum_p X[p][q] R1[p] (coefficient of output q, term p: row[p b + q]);
+      // eight outputs per pass so R1 (a x a, often beyond L1) streams b / 8 times per row.
+      combine_rows<T, Arch, 8>(combine_args<T>{scratch, a, row, b, 1, r1, r1_stride, a}, b, a);
+      // Y = W R2: y_s = sum_q W^T[q][s] R2[q] (coefficient of output s, term q: scratch[q a + s]).
+      combine_rows<T, Arch>(combine_args<T>{row, b, scratch, a, 1, r2, r2_stride, b}, a, b);
+      continue;
+    }
     // Z = X R2: z_p = sum_u X[p][u] R2[u] (coefficient of output p, term u: row[p b + u]).
     combine_rows<T, Arch>(combine_args<T>{scratch, b, row, 1, b, r2, r2_stride, b}, a, b);
     // Y = R1^T Z: y_s = sum_p R1[p][s] z_p (coefficient of output s, term p: r1[p r1_stride + s]).
