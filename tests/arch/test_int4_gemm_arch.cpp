@@ -86,7 +86,7 @@ void check_shape(std::size_t m, std::size_t n, std::size_t k, granularity gran, 
 TEST_CASE("int4_gemm kernel: exact int32 sums and the scalar path, per-row weights, odd shapes") {
   std::uint64_t seed = 1;
   for (const int4_grid grid : {int4_grid::symmetric7, int4_grid::full8})
-    for (std::size_t m : {1u, 2u, 3u, 5u, 6u, 7u, 8u, 13u})
+    for (std::size_t m : {1u, 2u, 3u, 5u, 6u, 7u, 8u, 13u, 17u})
       for (std::size_t n : {1u, 15u, 16u, 17u, 70u})
         for (std::size_t k : {1u, 7u, 8u, 33u, 64u, 257u}) check_shape(m, n, k, granularity::per_row, 0, grid, seed++);
 }

@@ -187,14 +187,19 @@ constexpr auto tile_table(std::index_sequence<R...>, std::index_sequence<Q...>) 
 /// Weight bytes of one panel block kept in L2 while every row tile passes over it.
 inline constexpr std::size_t panel_block_bytes = std::size_t{256} << 10;
 
+/// The tile shape of Ops for streaming products (M <= 8): its stream_tile_* where it has them.
 template <class Ops>
-void drive(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size_t panel0,
-           std::size_t panel1) noexcept {
-  constexpr std::size_t mr = Ops::tile_rows, np = Ops::tile_panels;
+constexpr std::pair<std::size_t, std::size_t> stream_tile_shape() {
+  if constexpr (requires { Ops::stream_tile_rows; }) return {Ops::stream_tile_rows, Ops::stream_tile_panels};
+  else return {Ops::tile_rows, Ops::tile_panels};
+}
+
+template <class Ops, std::size_t mr, std::size_t np>
+void drive_tiles(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size_t panel0,
+                 std::size_t panel1, bool stream) noexcept {
   static constexpr auto table = tile_table<Ops>(std::make_index_sequence<mr>(), std::make_index_sequence<np>());
   const std::size_t panel_bytes = std::max<std::size_t>(1, p.groups * p.octets * int4_block_bytes);
   const std::size_t block = std::max<std::size_t>(np, panel_block_bytes / panel_bytes / np * np);
-  const bool stream = p.m <= 8;  // decoding: the weights are read once, from DRAM or L3
   for (std::size_t b0 = panel0; b0 < panel1; b0 += block) {
     const std::size_t b1 = std::min(panel1, b0 + block);
     for (std::size_t m = m0; m < m1; m += mr) {
@@ -204,6 +209,19 @@ void drive(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size
         table[(rows - 1) * np + (panels - 1)](p, m, q, stream);
       }
     }
+  }
+}
+
+template <class Ops>
+void drive(const int4_gemm_problem& p, std::size_t m0, std::size_t m1, std::size_t panel0,
+           std::size_t panel1) noexcept {
+  // Decoding: the weights are read once, from DRAM or L3. The tile shape changes only which tile
+  // computes an output, never its operations.
+  if (p.m <= 8) {
+    constexpr auto shape = stream_tile_shape<Ops>();
+    drive_tiles<Ops, shape.first, shape.second>(p, m0, m1, panel0, panel1, true);
+  } else {
+    drive_tiles<Ops, Ops::tile_rows, Ops::tile_panels>(p, m0, m1, panel0, panel1, false);
   }
 }
 

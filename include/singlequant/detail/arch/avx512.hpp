@@ -168,9 +168,16 @@ struct avx512_int4_ops {
   using ivec = __m512i;
   using wvec = __m512i;
   static constexpr std::size_t lanes = 16;
-  static constexpr std::size_t tile_rows = 4;    // activation rows per register tile
+  // Register tile (activation rows x 16-row weight panels). VNNI: 8 x 2 (16 accumulators); each
+  // unpacked weight vector (three 512-bit ALU ops, on the ports vpdpbusd uses) then serves 8 rows,
+  // 1.13-1.2x the 4 x 4 tile at M = 512 (16 x 1, 12 x 2, 10 x 2, 6 x 3 measured slower;
+  // docs/performance.md). Without VNNI the pmaddubsw sequence dominates: 4 x 4.
+  static constexpr std::size_t tile_rows = Vnni ? 8 : 4;
   static constexpr bool weights_outer = false;  // loop order of the tile (int4_gemm_kernels.hpp)
-  static constexpr std::size_t tile_panels = 4;  // 16-row weight panels per register tile
+  static constexpr std::size_t tile_panels = Vnni ? 2 : 4;
+  // M <= 8 (decoding, the weights read once): 4 x 4, four panel streams in flight.
+  static constexpr std::size_t stream_tile_rows = 4;
+  static constexpr std::size_t stream_tile_panels = 4;
 
   static ivec set1(std::int32_t v) noexcept { return _mm512_set1_epi32(v); }
   static void unpack(const std::uint8_t* p, wvec& lo, wvec& hi) noexcept {
